@@ -1,0 +1,108 @@
+"""Type stubs for the Rust extension ``uringq._native`` (the io_uring provider).
+
+Use the public API in :mod:`uringq` instead of this module: ``IoQueue`` picks a
+provider, checks the queue sizes and adds the context manager. ``NativeQueue`` checks
+every per-request argument itself (that is why ``IoQueue`` can bind its methods
+directly), pins buffers while the kernel may touch them and releases the GIL in every
+blocking call.
+"""
+
+from collections.abc import Sequence
+from typing import Any, Protocol, final
+
+from typing_extensions import Buffer
+
+class _HasFileno(Protocol):
+    def fileno(self) -> int: ...
+
+_Fd = int | _HasFileno
+
+def probe() -> tuple[bool, str | None]:
+    """Check that io_uring can be used here: ``(True, None)`` or ``(False, reason)``.
+
+    The reason names the failing call, the errno symbol and text and the likely cause
+    (seccomp profile, ``kernel.io_uring_disabled``, kernel without io_uring, an opcode
+    missing from the probe).
+    """
+
+def supported_opcodes() -> list[str]:
+    """Names of the io_uring opcodes this kernel supports (empty if io_uring is unusable)."""
+
+def fork_generation() -> int:
+    """How many times this process image has forked (counted by a pthread_atfork handler)."""
+
+@final
+class Completion:
+    """The result of one request. Frozen and cheap.
+
+    ``result`` is the number of bytes transferred (0 for sync, and 0 whenever ``error``
+    is set); ``error`` is an :class:`OSError` carrying ``errno`` or ``None``.
+    """
+
+    def __new__(cls, user_data: Any, result: int, error: OSError | None) -> Completion: ...
+    @property
+    def user_data(self) -> Any: ...
+    @property
+    def result(self) -> int: ...
+    @property
+    def error(self) -> OSError | None: ...
+    @property
+    def ok(self) -> bool:
+        """True when the request succeeded (``error is None``)."""
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class NativeQueue:
+    """An io_uring instance with its op table, eventfd and fixed-file table.
+
+    ``sq_entries`` must be a power of two in ``1..=32768`` and ``cq_entries`` in
+    ``sq_entries..=65536``; ``IoQueue`` checks and rounds them before calling this.
+    """
+
+    def __new__(cls, sq_entries: int, cq_entries: int) -> NativeQueue: ...
+    @property
+    def provider_id(self) -> str: ...
+    @property
+    def sq_entries(self) -> int: ...
+    @property
+    def cq_entries(self) -> int: ...
+    @property
+    def prepared(self) -> int: ...
+    @property
+    def in_flight(self) -> int: ...
+    @property
+    def closed(self) -> bool: ...
+    def register(self, fd: _Fd) -> None: ...
+    def deregister(self, fd: _Fd) -> None: ...
+    def prepare_read(
+        self, fd: _Fd, offset: int, buf: Buffer, user_data: Any = None
+    ) -> None: ...
+    def prepare_write(
+        self, fd: _Fd, offset: int, buf: Buffer, user_data: Any = None
+    ) -> None: ...
+    def prepare_sync(
+        self, fd: _Fd, user_data: Any = None, *, datasync: bool = False
+    ) -> None: ...
+    def prepare_readv(
+        self, fd: _Fd, offset: int, bufs: Sequence[Buffer], user_data: Any = None
+    ) -> None: ...
+    def prepare_writev(
+        self, fd: _Fd, offset: int, bufs: Sequence[Buffer], user_data: Any = None
+    ) -> None: ...
+    def commit(self) -> int: ...
+    def wait(
+        self,
+        min_events: int = 1,
+        max_events: int | None = None,
+        timeout: float | None = None,
+    ) -> list[Completion]: ...
+    def wakeup(self) -> None: ...
+    def fileno(self) -> int: ...
+    def read_many(
+        self, fd: _Fd, offsets: Any, size: int, out: Buffer, *, depth: int | None = None
+    ) -> Any: ...
+    def write_many(
+        self, fd: _Fd, offsets: Any, size: int, data: Buffer, *, depth: int | None = None
+    ) -> Any: ...
+    def close(self, *, cancel: bool = False) -> None: ...
