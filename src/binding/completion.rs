@@ -1,0 +1,126 @@
+//! `Completion`: the frozen result of one request.
+
+use pyo3::prelude::*;
+use pyo3::pyclass::CompareOp;
+use pyo3::types::PyTuple;
+
+/// The result of one request: `user_data`, `result` (bytes transferred; 0 for sync and
+/// whenever `error` is set) and `error` (an `OSError` with `errno`, or `None`).
+#[pyclass(frozen, module = "uringq", name = "Completion")]
+pub struct Completion {
+    user_data: Py<PyAny>,
+    result: i64,
+    error: Option<Py<PyAny>>,
+}
+
+impl Completion {
+    /// Builds the completion of a kernel result (`bytes` or `-errno`).
+    pub fn from_result(py: Python<'_>, user_data: Py<PyAny>, result: i64) -> PyResult<Self> {
+        if result >= 0 {
+            return Ok(Completion {
+                user_data,
+                result,
+                error: None,
+            });
+        }
+        let errno = i32::try_from(-result).unwrap_or(libc::EIO);
+        let error = super::errors::os_error(errno).into_value(py).into_any();
+        Ok(Completion {
+            user_data,
+            result: 0,
+            error: Some(error),
+        })
+    }
+
+    fn as_tuple<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let error = match &self.error {
+            Some(e) => e.clone_ref(py),
+            None => py.None(),
+        };
+        PyTuple::new(
+            py,
+            [
+                self.user_data.clone_ref(py),
+                self.result.into_pyobject(py)?.into_any().unbind(),
+                error,
+            ],
+        )
+    }
+}
+
+#[pymethods]
+impl Completion {
+    #[new]
+    #[pyo3(signature = (user_data, result, error))]
+    fn new(user_data: Py<PyAny>, result: i64, error: Option<Bound<'_, PyAny>>) -> PyResult<Self> {
+        if let Some(e) = &error {
+            if !e.is_instance_of::<pyo3::exceptions::PyOSError>() {
+                return Err(pyo3::exceptions::PyTypeError::new_err(
+                    "error must be an OSError or None",
+                ));
+            }
+        }
+        Ok(Completion {
+            user_data,
+            result,
+            error: error.map(Bound::unbind),
+        })
+    }
+
+    #[getter]
+    fn user_data(&self, py: Python<'_>) -> Py<PyAny> {
+        self.user_data.clone_ref(py)
+    }
+
+    #[getter]
+    fn result(&self) -> i64 {
+        self.result
+    }
+
+    #[getter]
+    fn error(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.error.as_ref().map(|e| e.clone_ref(py))
+    }
+
+    /// True when the request succeeded (`error is None`).
+    #[getter]
+    fn ok(&self) -> bool {
+        self.error.is_none()
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let user_data = self.user_data.bind(py).repr()?;
+        let error = match &self.error {
+            Some(e) => e.bind(py).repr()?.to_string(),
+            None => "None".to_string(),
+        };
+        Ok(format!(
+            "Completion(user_data={user_data}, result={}, error={error})",
+            self.result
+        ))
+    }
+
+    fn __richcmp__(&self, other: &Bound<'_, PyAny>, op: CompareOp) -> PyResult<Py<PyAny>> {
+        let py = other.py();
+        let Ok(other) = other.cast::<Completion>() else {
+            return Ok(py.NotImplemented());
+        };
+        let equal = self.as_tuple(py)?.eq(other.get().as_tuple(py)?)?;
+        match op {
+            CompareOp::Eq => Ok(equal.into_pyobject(py)?.to_owned().into_any().unbind()),
+            CompareOp::Ne => Ok((!equal).into_pyobject(py)?.to_owned().into_any().unbind()),
+            _ => Ok(py.NotImplemented()),
+        }
+    }
+
+    fn __hash__(&self, py: Python<'_>) -> PyResult<isize> {
+        self.as_tuple(py)?.hash()
+    }
+
+    fn __reduce__<'py>(
+        slf: &Bound<'py, Self>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+        let py = slf.py();
+        Ok((slf.get_type().into_any(), slf.get().as_tuple(py)?))
+    }
+}

@@ -1,0 +1,44 @@
+//! The PyO3 layer: argument conversion, buffer pinning, GIL release and error mapping
+//! over [`crate::core`].
+
+mod args;
+mod buffer;
+mod completion;
+mod errors;
+mod queue;
+
+use pyo3::prelude::*;
+
+use crate::core;
+
+/// `probe() -> (available, reason)`.
+#[pyfunction]
+fn probe() -> (bool, Option<String>) {
+    match core::probe() {
+        Ok(()) => (true, None),
+        Err(why) => (false, Some(why.reason)),
+    }
+}
+
+/// Names of the io_uring opcodes this kernel supports.
+#[pyfunction]
+fn supported_opcodes() -> Vec<&'static str> {
+    core::supported_opcodes()
+}
+
+/// How many times this process image has forked.
+#[pyfunction]
+fn fork_generation() -> u64 {
+    core::fork_generation()
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<completion::Completion>()?;
+    m.add_class::<queue::NativeQueue>()?;
+    m.add_function(wrap_pyfunction!(probe, m)?)?;
+    m.add_function(wrap_pyfunction!(supported_opcodes, m)?)?;
+    m.add_function(wrap_pyfunction!(fork_generation, m)?)?;
+    // Start counting forks now, before anything can fork.
+    core::fork_generation();
+    Ok(())
+}

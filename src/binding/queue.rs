@@ -1,0 +1,466 @@
+//! `NativeQueue`: the io_uring provider's queue. Checks every argument, pins buffers for
+//! as long as the kernel may touch them, releases the GIL in every blocking call and maps
+//! errors; the queue logic itself lives in [`crate::core::Queue`].
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PySequence};
+
+use super::args;
+use super::buffer::{Access, RawBuffer};
+use super::completion::Completion;
+use super::errors::{to_pyerr, with_completions};
+use crate::core::{Batch, BatchDir, BatchError, Done, Error, Op, Queue, WaitError};
+
+/// Default depth of a `read_many`/`write_many` batch.
+const DEFAULT_BATCH_DEPTH: u32 = 128;
+
+/// What a request keeps alive until its completion is returned: its buffer export(s)
+/// and the caller's `user_data`. Dropped only with the GIL held.
+struct Pin {
+    _buffers: Vec<RawBuffer>,
+    user_data: Py<PyAny>,
+}
+
+/// An io_uring queue (the `io_uring` provider). Use `uringq.IoQueue`.
+#[pyclass(frozen, module = "uringq._native")]
+pub struct NativeQueue {
+    core: Queue<Pin>,
+}
+
+impl NativeQueue {
+    fn prepare(&self, py: Python<'_>, fd: i32, op: Op, pin: Pin) -> PyResult<()> {
+        // SAFETY: `op` points only into the buffers held by `pin`, which the queue keeps
+        // until the kernel is done with the request.
+        unsafe { self.core.prepare(fd, op, pin) }.map_err(|(err, pin)| {
+            drop(pin);
+            to_pyerr(py, err)
+        })
+    }
+
+    /// Fails fast (fork guard, closed queue) before any argument is converted.
+    fn ensure_open(&self, py: Python<'_>) -> PyResult<()> {
+        if self.core.is_forked() {
+            return Err(to_pyerr(py, Error::Forked));
+        }
+        if self.core.is_closed() {
+            return Err(to_pyerr(py, Error::Closed));
+        }
+        Ok(())
+    }
+
+    fn prepare_rw(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        offset: &Bound<'_, PyAny>,
+        buf: &Bound<'_, PyAny>,
+        user_data: Py<PyAny>,
+        access: Access,
+    ) -> PyResult<()> {
+        let py = fd.py();
+        self.ensure_open(py)?;
+        let fd = args::fd(fd)?;
+        let offset = args::non_negative(offset, "offset")?;
+        let buffer = RawBuffer::get(buf, access)?;
+        let (ptr, len) = (buffer.ptr(), buffer.len());
+        let op = match access {
+            Access::Write => Op::Read { ptr, len, offset },
+            Access::Read => Op::Write {
+                ptr: ptr.cast_const(),
+                len,
+                offset,
+            },
+        };
+        let pin = Pin {
+            _buffers: vec![buffer],
+            user_data,
+        };
+        self.prepare(py, fd, op, pin)
+    }
+
+    fn prepare_vectored(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        offset: &Bound<'_, PyAny>,
+        bufs: &Bound<'_, PyAny>,
+        user_data: Py<PyAny>,
+        access: Access,
+    ) -> PyResult<()> {
+        let py = fd.py();
+        self.ensure_open(py)?;
+        let fd = args::fd(fd)?;
+        let offset = args::non_negative(offset, "offset")?;
+        if bufs.is_instance_of::<PyBytes>() || RawBuffer::get(bufs, Access::Read).is_ok() {
+            return Err(PyTypeError::new_err(
+                "bufs must be a sequence of buffers, not a single buffer",
+            ));
+        }
+        let seq = bufs
+            .cast::<PySequence>()
+            .map_err(|_| PyTypeError::new_err("bufs must be a sequence of bytes-like objects"))?;
+        let count = seq.len()?;
+        if count > libc::UIO_MAXIOV as usize {
+            return Err(PyValueError::new_err(format!(
+                "at most {} buffers per request, got {count}",
+                libc::UIO_MAXIOV
+            )));
+        }
+        let mut buffers = Vec::with_capacity(count);
+        for item in seq.try_iter()? {
+            buffers.push(RawBuffer::get(&item?, access)?);
+        }
+        let iov: Vec<libc::iovec> = buffers
+            .iter()
+            .map(|b| libc::iovec {
+                iov_base: b.ptr().cast(),
+                iov_len: b.len(),
+            })
+            .collect();
+        let op = match access {
+            Access::Write => Op::Readv { iov, offset },
+            Access::Read => Op::Writev { iov, offset },
+        };
+        let pin = Pin {
+            _buffers: buffers,
+            user_data,
+        };
+        self.prepare(py, fd, op, pin)
+    }
+
+    fn completions(py: Python<'_>, done: Vec<Done<Pin>>) -> PyResult<Bound<'_, PyList>> {
+        let list = PyList::empty(py);
+        for Done { payload, result } in done {
+            let Pin { user_data, .. } = payload;
+            list.append(Completion::from_result(py, user_data, i64::from(result))?)?;
+        }
+        Ok(list)
+    }
+
+    fn wait_error(py: Python<'_>, err: WaitError<Done<Pin>, PyErr>) -> PyErr {
+        let (name, message, done) = match err {
+            WaitError::Signal(e) => return e,
+            WaitError::Queue(e) => return to_pyerr(py, e),
+            WaitError::Interrupted(done) => ("Interrupted", "wait interrupted by wakeup()", done),
+            WaitError::Closed(done) => ("QueueClosed", "the queue was closed during wait()", done),
+        };
+        match Self::completions(py, done) {
+            Ok(list) => with_completions(py, name, message, list),
+            Err(e) => e,
+        }
+    }
+
+    fn batch(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        offsets: &Bound<'_, PyAny>,
+        size: &Bound<'_, PyAny>,
+        buf: &Bound<'_, PyAny>,
+        depth: Option<&Bound<'_, PyAny>>,
+        dir: BatchDir,
+    ) -> PyResult<Py<PyAny>> {
+        let py = fd.py();
+        self.ensure_open(py)?;
+        let fd = args::fd(fd)?;
+        let offsets = offsets_list(offsets)?;
+        let size = usize::try_from(args::non_negative(size, "size")?)
+            .map_err(|_| PyValueError::new_err("size out of range"))?;
+        let depth = match depth {
+            None => DEFAULT_BATCH_DEPTH,
+            Some(d) => match args::non_negative(d, "depth")? {
+                0 => return Err(PyValueError::new_err("depth must be >= 1")),
+                d => u32::try_from(d).unwrap_or(u32::MAX),
+            },
+        };
+        let access = match dir {
+            BatchDir::Read => Access::Write,
+            BatchDir::Write => Access::Read,
+        };
+        let buffer = RawBuffer::get(buf, access)?;
+        let needed = offsets.len().checked_mul(size);
+        if needed.is_none_or(|n| buffer.len() < n) {
+            return Err(PyValueError::new_err(format!(
+                "buffer of {} bytes is too small for {} requests of {size} bytes",
+                buffer.len(),
+                offsets.len()
+            )));
+        }
+        let dup = self.core.registered_dup(fd).map_err(|e| to_pyerr(py, e))?;
+        let (ptr, len) = (SendPtr(buffer.ptr()), buffer.len());
+        let check = || Python::attach(|py| py.check_signals());
+        let results = py.detach(|| {
+            // SAFETY: `buffer` pins `ptr..ptr+len` for the whole call, and the registered
+            // duplicate stays open while the queue is open (`self` is borrowed).
+            unsafe {
+                Batch {
+                    dir,
+                    fd: dup,
+                    offsets: &offsets,
+                    size,
+                    buf: ptr.get(),
+                    buf_len: len,
+                    depth,
+                }
+                .run(check)
+            }
+        });
+        drop(buffer);
+        let results = results.map_err(|e| match e {
+            BatchError::Os(e) => to_pyerr(py, Error::Os(e)),
+            BatchError::Signal(e) => e,
+        })?;
+        let bytes: Vec<u8> = results.iter().flat_map(|r| r.to_ne_bytes()).collect();
+        let array = py.import("array")?.getattr("array")?.call1(("q",))?;
+        array.call_method1("frombytes", (PyBytes::new(py, &bytes),))?;
+        Ok(array.unbind())
+    }
+}
+
+/// A buffer address carried into a GIL-released section; the export stays held outside.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut u8);
+// SAFETY: only an address; the memory is pinned by a RawBuffer the caller holds.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    /// By-value access, so closures capture the whole (Send) wrapper.
+    fn get(self) -> *mut u8 {
+        self.0
+    }
+}
+
+/// Offsets from a sequence or buffer of ints, each >= 0.
+fn offsets_list(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u64>> {
+    let mut out = Vec::new();
+    for item in obj.try_iter()? {
+        out.push(args::non_negative(&item?, "offset")?);
+    }
+    Ok(out)
+}
+
+#[pymethods]
+impl NativeQueue {
+    #[new]
+    fn new(py: Python<'_>, sq_entries: u32, cq_entries: u32) -> PyResult<Self> {
+        let core = py
+            .detach(|| Queue::new(sq_entries, cq_entries))
+            .map_err(|e| to_pyerr(py, e))?;
+        Ok(NativeQueue { core })
+    }
+
+    #[getter]
+    fn provider_id(&self) -> &'static str {
+        "io_uring"
+    }
+
+    #[getter]
+    fn sq_entries(&self) -> u32 {
+        self.core.sq_entries()
+    }
+
+    #[getter]
+    fn cq_entries(&self) -> u32 {
+        self.core.cq_entries()
+    }
+
+    #[getter]
+    fn prepared(&self, py: Python<'_>) -> PyResult<usize> {
+        match self.core.prepared() {
+            Err(Error::Closed) => Ok(0),
+            other => other.map_err(|e| to_pyerr(py, e)),
+        }
+    }
+
+    #[getter]
+    fn in_flight(&self, py: Python<'_>) -> PyResult<usize> {
+        match self.core.in_flight() {
+            Err(Error::Closed) => Ok(0),
+            other => other.map_err(|e| to_pyerr(py, e)),
+        }
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.core.is_closed()
+    }
+
+    fn register(&self, fd: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = fd.py();
+        self.ensure_open(py)?;
+        let fd = args::fd(fd)?;
+        self.core.register(fd).map_err(|e| to_pyerr(py, e))
+    }
+
+    fn deregister(&self, fd: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = fd.py();
+        self.ensure_open(py)?;
+        let fd = args::fd(fd)?;
+        self.core.deregister(fd).map_err(|e| to_pyerr(py, e))
+    }
+
+    #[pyo3(signature = (fd, offset, buf, user_data = None))]
+    fn prepare_read(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        offset: &Bound<'_, PyAny>,
+        buf: &Bound<'_, PyAny>,
+        user_data: Option<Py<PyAny>>,
+    ) -> PyResult<()> {
+        let user_data = user_data.unwrap_or_else(|| fd.py().None());
+        self.prepare_rw(fd, offset, buf, user_data, Access::Write)
+    }
+
+    #[pyo3(signature = (fd, offset, buf, user_data = None))]
+    fn prepare_write(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        offset: &Bound<'_, PyAny>,
+        buf: &Bound<'_, PyAny>,
+        user_data: Option<Py<PyAny>>,
+    ) -> PyResult<()> {
+        let user_data = user_data.unwrap_or_else(|| fd.py().None());
+        self.prepare_rw(fd, offset, buf, user_data, Access::Read)
+    }
+
+    #[pyo3(signature = (fd, user_data = None, *, datasync = false))]
+    fn prepare_sync(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        user_data: Option<Py<PyAny>>,
+        datasync: bool,
+    ) -> PyResult<()> {
+        let py = fd.py();
+        self.ensure_open(py)?;
+        let fd = args::fd(fd)?;
+        let pin = Pin {
+            _buffers: Vec::new(),
+            user_data: user_data.unwrap_or_else(|| py.None()),
+        };
+        self.prepare(py, fd, Op::Fsync { datasync }, pin)
+    }
+
+    #[pyo3(signature = (fd, offset, bufs, user_data = None))]
+    fn prepare_readv(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        offset: &Bound<'_, PyAny>,
+        bufs: &Bound<'_, PyAny>,
+        user_data: Option<Py<PyAny>>,
+    ) -> PyResult<()> {
+        let user_data = user_data.unwrap_or_else(|| fd.py().None());
+        self.prepare_vectored(fd, offset, bufs, user_data, Access::Write)
+    }
+
+    #[pyo3(signature = (fd, offset, bufs, user_data = None))]
+    fn prepare_writev(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        offset: &Bound<'_, PyAny>,
+        bufs: &Bound<'_, PyAny>,
+        user_data: Option<Py<PyAny>>,
+    ) -> PyResult<()> {
+        let user_data = user_data.unwrap_or_else(|| fd.py().None());
+        self.prepare_vectored(fd, offset, bufs, user_data, Access::Read)
+    }
+
+    fn commit(&self, py: Python<'_>) -> PyResult<usize> {
+        self.ensure_open(py)?;
+        py.detach(|| self.core.commit())
+            .map_err(|e| to_pyerr(py, e))
+    }
+
+    #[pyo3(
+        signature = (min_events = None, max_events = None, timeout = None),
+        text_signature = "(self, min_events=1, max_events=None, timeout=None)"
+    )]
+    fn wait<'py>(
+        &self,
+        py: Python<'py>,
+        min_events: Option<&Bound<'py, PyAny>>,
+        max_events: Option<&Bound<'py, PyAny>>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        self.ensure_open(py)?;
+        let min = match min_events {
+            None => 1,
+            Some(m) => usize::try_from(args::non_negative(m, "min_events")?).unwrap_or(usize::MAX),
+        };
+        let max = match max_events {
+            None => usize::MAX,
+            Some(m) => match args::non_negative(m, "max_events")? {
+                0 => return Err(PyValueError::new_err("max_events must be >= 1")),
+                m => usize::try_from(m).unwrap_or(usize::MAX),
+            },
+        };
+        let timeout = args::timeout(timeout)?;
+        let ready = self
+            .core
+            .wait_ready::<PyErr>(min, max, timeout)
+            .map_err(|e| Self::wait_error(py, e))?;
+        let done = match ready {
+            Some(done) => done,
+            None => py
+                .detach(|| {
+                    self.core.wait(min, max, timeout, || {
+                        Python::attach(|py| py.check_signals())
+                    })
+                })
+                .map_err(|e| Self::wait_error(py, e))?,
+        };
+        Self::completions(py, done)
+    }
+
+    fn wakeup(&self, py: Python<'_>) -> PyResult<()> {
+        self.core.wakeup().map_err(|e| to_pyerr(py, e))
+    }
+
+    fn fileno(&self, py: Python<'_>) -> PyResult<i32> {
+        self.core.eventfd().map_err(|e| to_pyerr(py, e))
+    }
+
+    #[pyo3(signature = (fd, offsets, size, out, *, depth = None))]
+    fn read_many(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        offsets: &Bound<'_, PyAny>,
+        size: &Bound<'_, PyAny>,
+        out: &Bound<'_, PyAny>,
+        depth: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        self.batch(fd, offsets, size, out, depth, BatchDir::Read)
+    }
+
+    #[pyo3(signature = (fd, offsets, size, data, *, depth = None))]
+    fn write_many(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        offsets: &Bound<'_, PyAny>,
+        size: &Bound<'_, PyAny>,
+        data: &Bound<'_, PyAny>,
+        depth: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        self.batch(fd, offsets, size, data, depth, BatchDir::Write)
+    }
+
+    #[pyo3(signature = (*, cancel = false))]
+    fn close(&self, py: Python<'_>, cancel: bool) -> PyResult<()> {
+        let payloads = py
+            .detach(|| self.core.close(cancel))
+            .map_err(|e| to_pyerr(py, e))?;
+        drop(payloads);
+        Ok(())
+    }
+
+    fn __repr__(&self) -> String {
+        let state = if self.core.is_closed() {
+            "closed"
+        } else {
+            "open"
+        };
+        format!(
+            "<NativeQueue io_uring sq_entries={} cq_entries={} {state}>",
+            self.core.sq_entries(),
+            self.core.cq_entries()
+        )
+    }
+}

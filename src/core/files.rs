@@ -1,0 +1,143 @@
+//! The registered-file table behind `register`/`deregister`. Each registered fd is
+//! `dup`ed, so the open file stays reachable under its number even if the caller closes
+//! and reuses it, and, where the kernel has sparse tables (5.19+), also placed in a fixed
+//! slot so requests skip the per-request file lookup.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use io_uring::IoUring;
+
+use super::error::Error;
+use super::ops::Target;
+
+/// Fixed slots allocated up front (a sparse table costs nothing until used).
+const FIXED_SLOTS: u32 = 256;
+
+#[derive(Debug)]
+struct Registration {
+    dup: OwnedFd,
+    slot: Option<u32>,
+    /// Requests prepared or in the kernel that name this fd.
+    users: usize,
+}
+
+/// fd number (as the caller knows it) -> registration.
+#[derive(Debug, Default)]
+pub struct FileTable {
+    by_fd: HashMap<RawFd, Registration>,
+    free_slots: Vec<u32>,
+}
+
+impl FileTable {
+    /// Creates the table and, if the kernel allows, a sparse fixed-file table in `io`.
+    pub fn new(io: &IoUring) -> FileTable {
+        let free_slots = match io.submitter().register_files_sparse(FIXED_SLOTS) {
+            Ok(()) => (0..FIXED_SLOTS).rev().collect(),
+            Err(_) => Vec::new(),
+        };
+        FileTable {
+            by_fd: HashMap::new(),
+            free_slots,
+        }
+    }
+
+    /// Registers `fd`; registering a registered fd again does nothing.
+    pub fn register(&mut self, io: &IoUring, fd: RawFd) -> Result<(), Error> {
+        if fd < 0 {
+            return Err(Error::Invalid(format!("fd must be >= 0, got {fd}")));
+        }
+        if self.by_fd.contains_key(&fd) {
+            return Ok(());
+        }
+        let dup = dup_cloexec(fd)?;
+        let slot = self.free_slots.pop().and_then(|slot| {
+            match io
+                .submitter()
+                .register_files_update(slot, &[dup.as_raw_fd()])
+            {
+                Ok(_) => Some(slot),
+                Err(_) => {
+                    self.free_slots.push(slot);
+                    None
+                }
+            }
+        });
+        self.by_fd.insert(
+            fd,
+            Registration {
+                dup,
+                slot,
+                users: 0,
+            },
+        );
+        Ok(())
+    }
+
+    /// Deregisters `fd`; refused while requests still use it.
+    pub fn deregister(&mut self, io: &IoUring, fd: RawFd) -> Result<(), Error> {
+        let reg = self.by_fd.get(&fd).ok_or(Error::NotRegistered(fd))?;
+        if reg.users > 0 {
+            return Err(Error::Busy(format!(
+                "{} request(s) on fd {fd} are prepared or in flight",
+                reg.users
+            )));
+        }
+        let reg = self.by_fd.remove(&fd).expect("checked above");
+        if let Some(slot) = reg.slot {
+            // Clearing the slot drops the kernel's reference to the file.
+            if io.submitter().register_files_update(slot, &[-1]).is_ok() {
+                self.free_slots.push(slot);
+            }
+        }
+        Ok(())
+    }
+
+    /// Where requests on `fd` go, or `NotRegistered`.
+    pub fn target(&self, fd: RawFd) -> Result<Target, Error> {
+        let reg = self.by_fd.get(&fd).ok_or(Error::NotRegistered(fd))?;
+        Ok(match reg.slot {
+            Some(slot) => Target::Fixed(slot),
+            None => Target::Fd(reg.dup.as_raw_fd()),
+        })
+    }
+
+    /// The private duplicate of a registered fd (for the batch engine's own ring).
+    pub fn dup_of(&self, fd: RawFd) -> Result<RawFd, Error> {
+        Ok(self
+            .by_fd
+            .get(&fd)
+            .ok_or(Error::NotRegistered(fd))?
+            .dup
+            .as_raw_fd())
+    }
+
+    pub fn acquire(&mut self, fd: RawFd) {
+        if let Some(reg) = self.by_fd.get_mut(&fd) {
+            reg.users += 1;
+        }
+    }
+
+    pub fn release(&mut self, fd: RawFd) {
+        if let Some(reg) = self.by_fd.get_mut(&fd) {
+            reg.users = reg.users.saturating_sub(1);
+        }
+    }
+
+    /// Closes every duplicate (the ring's own table goes with the ring).
+    pub fn clear(&mut self) {
+        self.by_fd.clear();
+        self.free_slots.clear();
+    }
+}
+
+fn dup_cloexec(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC on a caller-supplied number; the result is checked.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(dup) })
+}

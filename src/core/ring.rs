@@ -1,0 +1,219 @@
+//! The io_uring instance: setup with an explicit CQ size, eventfd registration, submit,
+//! completion harvest with overflow flush, and cancellation.
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+
+use super::eventfd::EventFd;
+
+/// `io_uring_enter` flag: wait for / flush completions.
+const IORING_ENTER_GETEVENTS: u32 = 1;
+
+/// `user_data` of the cancel request sent at close; never a slab id.
+pub const CANCEL_ID: u64 = u64::MAX;
+
+/// One ring plus the eventfd the kernel signals for each completion.
+pub struct Ring {
+    io: IoUring,
+    eventfd: Arc<EventFd>,
+}
+
+impl Ring {
+    /// Sets up a ring with exactly `sq_entries` SQ slots and at least `cq_entries` CQ
+    /// slots, and registers a fresh eventfd for completions.
+    pub fn new(sq_entries: u32, cq_entries: u32) -> io::Result<Ring> {
+        let io = build(sq_entries, cq_entries)?;
+        let eventfd = Arc::new(EventFd::new()?);
+        io.submitter().register_eventfd(eventfd.as_raw_fd())?;
+        Ok(Ring { io, eventfd })
+    }
+
+    pub fn eventfd(&self) -> &Arc<EventFd> {
+        &self.eventfd
+    }
+
+    pub fn io(&self) -> &IoUring {
+        &self.io
+    }
+
+    /// Appends one SQE. The caller guarantees a free slot (the queue counts them).
+    ///
+    /// # Safety
+    /// Every buffer and iovec the SQE points to must stay valid until its completion
+    /// has been harvested, or until the ring is dropped without the SQE being submitted.
+    pub unsafe fn push(&mut self, sqe: &squeue::Entry) -> bool {
+        self.io.submission().push(sqe).is_ok()
+    }
+
+    /// Hands every pushed SQE to the kernel; returns how many it took. The rest stay in
+    /// the SQ for the next call.
+    pub fn submit(&mut self) -> io::Result<usize> {
+        loop {
+            match self.io.submit() {
+                Ok(n) => return Ok(n),
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    // Old kernels refuse to submit while CQEs wait in the overflow
+                    // backlog: flush it into the CQ, then try once more.
+                    self.flush_overflow();
+                    return self.io.submit();
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Moves the kernel's overflow backlog (IORING_FEAT_NODROP) into the CQ.
+    fn flush_overflow(&mut self) {
+        // SAFETY: to_submit 0 never consumes SQEs; GETEVENTS only flushes and runs task work.
+        let _ = unsafe {
+            self.io
+                .submitter()
+                .enter::<libc::sigset_t>(0, 0, IORING_ENTER_GETEVENTS, None)
+        };
+    }
+
+    /// Calls `f(user_data, result)` for every CQE, flushing the overflow backlog first.
+    pub fn harvest(&mut self, mut f: impl FnMut(u64, i32)) {
+        if self.io.submission().cq_overflow() {
+            self.flush_overflow();
+        }
+        loop {
+            let mut cq = self.io.completion();
+            if cq.is_empty() {
+                return;
+            }
+            for cqe in &mut cq {
+                f(cqe.user_data(), cqe.result());
+            }
+            drop(cq);
+            // A flush may have refilled the CQ from the backlog while we emptied it.
+            if !self.io.submission().cq_overflow() {
+                return;
+            }
+            self.flush_overflow();
+        }
+    }
+
+    /// Blocks until at least one completion is posted (does not submit anything).
+    pub fn wait_for_one(&mut self) -> io::Result<()> {
+        // SAFETY: to_submit 0: prepared SQEs are never consumed here.
+        match unsafe {
+            self.io
+                .submitter()
+                .enter::<libc::sigset_t>(0, 1, IORING_ENTER_GETEVENTS, None)
+        } {
+            Ok(_) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Asks the kernel to cancel everything submitted. `prepared` SQEs not yet submitted
+    /// must not reach the kernel, so the cancel goes through IORING_REGISTER_SYNC_CANCEL
+    /// (6.0+), which needs no SQE; on older kernels an AsyncCancel SQE is used only when
+    /// nothing else is waiting in the SQ. Either way the caller then reaps until the
+    /// kernel has returned every request.
+    pub fn cancel_all(&mut self, prepared: usize) {
+        let timeout = types::Timespec::new().sec(1);
+        let synced = self
+            .io
+            .submitter()
+            .register_sync_cancel(Some(timeout), types::CancelBuilder::any());
+        match synced {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) && prepared == 0 => {
+                let sqe = opcode::AsyncCancel2::new(types::CancelBuilder::any())
+                    .build()
+                    .user_data(CANCEL_ID);
+                // SAFETY: the cancel SQE points to no memory.
+                if unsafe { self.push(&sqe) } {
+                    let _ = self.submit();
+                }
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// The completion entries the kernel allocated (at least what was asked).
+    #[cfg(test)]
+    pub fn cq_capacity(&mut self) -> usize {
+        self.io.completion().capacity()
+    }
+}
+
+/// Builds the ring. SUBMIT_ALL (5.18+) keeps a bad SQE from stopping the batch; older
+/// kernels reject the flag with EINVAL, so retry without it.
+fn build(sq_entries: u32, cq_entries: u32) -> io::Result<IoUring> {
+    let attempt = |submit_all: bool| {
+        let mut builder = IoUring::<squeue::Entry, cqueue::Entry>::builder();
+        builder.setup_cqsize(cq_entries);
+        if submit_all {
+            builder.setup_submit_all();
+        }
+        builder.build(sq_entries)
+    };
+    match attempt(true) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => attempt(false),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nop(id: u64) -> squeue::Entry {
+        opcode::Nop::new().build().user_data(id)
+    }
+
+    #[test]
+    fn cq_is_sized_explicitly() {
+        let mut ring = Ring::new(4, 64).unwrap();
+        assert_eq!(ring.io.params().sq_entries(), 4);
+        assert_eq!(ring.cq_capacity(), 64);
+    }
+
+    #[test]
+    fn overflowed_completions_are_not_lost() {
+        // 8 SQ slots, 8 CQ slots, 3 batches of 8 NOPs without reaping: 16 overflow
+        // into the kernel backlog and must still come back, each once.
+        let mut ring = Ring::new(8, 8).unwrap();
+        let mut next = 0u64;
+        for _ in 0..3 {
+            for _ in 0..8 {
+                assert!(unsafe { ring.push(&nop(next)) });
+                next += 1;
+            }
+            assert_eq!(ring.submit().unwrap(), 8);
+        }
+        let mut seen = Vec::new();
+        while seen.len() < 24 {
+            ring.harvest(|id, res| {
+                assert_eq!(res, 0);
+                seen.push(id);
+            });
+            if seen.len() < 24 {
+                ring.wait_for_one().unwrap();
+            }
+        }
+        seen.sort();
+        assert_eq!(seen, (0..24).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn eventfd_is_signalled_by_completions() {
+        let mut ring = Ring::new(2, 4).unwrap();
+        let efd = ring.eventfd().clone();
+        efd.reset();
+        assert!(unsafe { ring.push(&nop(7)) });
+        ring.submit().unwrap();
+        assert_eq!(
+            efd.poll(std::time::Duration::from_secs(5)).unwrap(),
+            super::super::eventfd::Poll::Ready
+        );
+    }
+}
