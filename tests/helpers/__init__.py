@@ -1,0 +1,1 @@
+"""Shared helpers for the uringq test suite (importable as ``helpers`` from tests/)."""

@@ -1,0 +1,157 @@
+"""One thread waits while others prepare, commit and wake it up (SPEC section 2; section 4:
+"one thread may wait while others prepare and commit"). Totals must be exact."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections import Counter
+
+import pytest
+import uringq
+from helpers.patterns import pattern
+from helpers.queueing import DATA_SIZE
+
+SUBMITTERS = 4
+PER_SUBMITTER = 150
+SIZE = 512
+
+
+def submit(q: uringq.IoQueue, fd: int, tag: int, bufs: dict, errors: list) -> None:
+    """Prepare and commit PER_SUBMITTER reads, retrying on QueueFull and tolerating commits
+    that another thread made first (QueueEmpty)."""
+    try:
+        for i in range(PER_SUBMITTER):
+            ud = (tag, i)
+            off = ((tag * PER_SUBMITTER + i) * SIZE) % (DATA_SIZE - SIZE)
+            bufs[ud] = (off, bytearray(SIZE))
+            while True:
+                try:
+                    q.prepare_read(fd, off, bufs[ud][1], ud)
+                    break
+                except uringq.QueueFull:
+                    time.sleep(0.0005)
+            # another thread may have committed this request together with its own
+            with contextlib.suppress(uringq.QueueEmpty):
+                q.commit()
+    except BaseException as e:
+        errors.append(e)
+
+
+def waiter(q: uringq.IoQueue, total: int, seen: Counter, errors: list, on_interrupt=None) -> None:
+    try:
+        deadline = time.monotonic() + 30
+        while sum(seen.values()) < total and time.monotonic() < deadline:
+            try:
+                got = q.wait(1, None, 0.1)
+            except uringq.Interrupted as e:
+                got = e.completions
+                if on_interrupt:
+                    on_interrupt()
+            for c in got:
+                seen[c.user_data] += 1
+                assert c.ok, c
+    except BaseException as e:
+        errors.append(e)
+
+
+def run_threads(q: uringq.IoQueue, fd: int, extra=None, on_interrupt=None) -> tuple[Counter, dict]:
+    q.register(fd)
+    total = SUBMITTERS * PER_SUBMITTER
+    seen: Counter = Counter()
+    bufs: dict = {}
+    errors: list = []
+    threads = [threading.Thread(target=waiter, args=(q, total, seen, errors, on_interrupt))]
+    threads += [
+        threading.Thread(target=submit, args=(q, fd, t, bufs, errors)) for t in range(SUBMITTERS)
+    ]
+    threads += extra or []
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(40)
+        assert not t.is_alive(), "a thread hung"
+    assert not errors, errors
+    return seen, bufs
+
+
+def check_exact(seen: Counter, bufs: dict) -> None:
+    expected = {(t, i) for t in range(SUBMITTERS) for i in range(PER_SUBMITTER)}
+    assert set(seen) == expected, f"missing {len(expected - set(seen))} completions"
+    assert set(seen.values()) == {1}, "a completion was returned twice"
+    for ud, (off, buf) in bufs.items():
+        assert buf == pattern(off, SIZE), f"wrong data for {ud}"
+
+
+@pytest.mark.timeout(60)
+def test_one_waiter_and_several_submitters_see_every_completion_once(make_queue, data_fd):
+    q = make_queue(16)
+    seen, bufs = run_threads(q, data_fd)
+    check_exact(seen, bufs)
+    assert (q.prepared, q.in_flight) == (0, 0)
+
+
+@pytest.mark.timeout(60)
+def test_wakeups_from_another_thread_lose_no_completion(make_queue, data_fd):
+    q = make_queue(16)
+    stop = threading.Event()
+    interrupts = []
+
+    def keep_waking() -> None:
+        while not stop.is_set():
+            q.wakeup()
+            time.sleep(0.002)
+
+    waker = threading.Thread(target=keep_waking)
+    try:
+        seen, bufs = run_threads(
+            q, data_fd, extra=[waker], on_interrupt=lambda: interrupts.append(1)
+        )
+    finally:
+        stop.set()
+        waker.join(5)
+    check_exact(seen, bufs)
+    assert interrupts, "the waiter was never interrupted: the test did not exercise wakeup"
+
+
+@pytest.mark.timeout(30)
+def test_concurrent_wakeups_from_many_threads_are_safe(queue):
+    barrier = threading.Barrier(8)
+
+    def wake() -> None:
+        barrier.wait()
+        for _ in range(500):
+            queue.wakeup()
+
+    threads = [threading.Thread(target=wake) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    with pytest.raises(uringq.Interrupted):
+        queue.wait(1, None, 5)
+    assert queue.wait(1, None, 0.1) == []
+
+
+@pytest.mark.timeout(30)
+def test_a_blocked_wait_does_not_block_prepare_and_commit_in_other_threads(make_queue, data_fd):
+    """While one thread sits in a long wait, another can still prepare and commit."""
+    q = make_queue(8)
+    q.register(data_fd)
+    result: list = []
+
+    def long_wait() -> None:
+        result.extend(q.wait(1, None, 10))
+
+    t = threading.Thread(target=long_wait)
+    t.start()
+    time.sleep(0.2)
+    start = time.monotonic()
+    buf = bytearray(64)
+    q.prepare_read(data_fd, 4096, buf, "from another thread")
+    q.commit()
+    assert time.monotonic() - start < 1, "prepare/commit waited for the blocked wait"
+    t.join(10)
+    assert [c.user_data for c in result] == ["from another thread"]
+    assert buf == pattern(4096, 64)
