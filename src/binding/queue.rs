@@ -10,7 +10,7 @@ use super::args;
 use super::buffer::{Access, RawBuffer};
 use super::completion::Completion;
 use super::errors::{to_pyerr, with_completions};
-use crate::core::{Batch, BatchDir, BatchError, Done, Error, Op, Queue, WaitError};
+use crate::core::{Batch, BatchCache, BatchDir, BatchError, Done, Error, Op, Queue, WaitError};
 
 /// Default depth of a `read_many`/`write_many` batch.
 const DEFAULT_BATCH_DEPTH: u32 = 128;
@@ -26,6 +26,7 @@ struct Pin {
 #[pyclass(frozen, module = "uringq._native")]
 pub struct NativeQueue {
     core: Queue<Pin>,
+    batch: BatchCache,
 }
 
 impl NativeQueue {
@@ -200,7 +201,7 @@ impl NativeQueue {
                     buf_len: len,
                     depth,
                 }
-                .run(check)
+                .run(&self.batch, check)
             }
         });
         drop(buffer);
@@ -245,7 +246,10 @@ impl NativeQueue {
         let core = py
             .detach(|| Queue::new(sq_entries, cq_entries))
             .map_err(|e| to_pyerr(py, e))?;
-        Ok(NativeQueue { core })
+        Ok(NativeQueue {
+            core,
+            batch: BatchCache::default(),
+        })
     }
 
     #[getter]

@@ -6,6 +6,8 @@
 
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::Mutex;
+use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
@@ -36,6 +38,40 @@ pub struct Batch<'a> {
     pub depth: u32,
 }
 
+/// A private ring kept between batches of one thread (SINGLE_ISSUER ties it to the
+/// thread that created it), so a batch does not pay for ring setup and teardown.
+#[derive(Default)]
+pub struct BatchCache(Mutex<Option<PrivateRing>>);
+
+struct PrivateRing {
+    ring: IoUring,
+    owner: ThreadId,
+    depth: u32,
+}
+
+impl BatchCache {
+    fn take(&self, depth: u32) -> io::Result<PrivateRing> {
+        let cached = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let me = thread::current().id();
+        match cached {
+            Some(r) if r.owner == me && r.depth >= depth => Ok(r),
+            _ => {
+                let ring = private_ring(depth)?;
+                ring.submitter().register_files_sparse(1)?;
+                Ok(PrivateRing {
+                    ring,
+                    owner: me,
+                    depth,
+                })
+            }
+        }
+    }
+
+    fn put(&self, ring: PrivateRing) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(ring);
+    }
+}
+
 impl Batch<'_> {
     /// Runs the batch and returns, per request, the bytes transferred or `-errno`.
     ///
@@ -47,60 +83,56 @@ impl Batch<'_> {
     /// `buf_len >= offsets.len() * size`.
     pub unsafe fn run<E>(
         self,
+        cache: &BatchCache,
         check: impl FnMut() -> Result<(), E>,
     ) -> Result<Vec<i64>, BatchError<E>> {
-        let Batch {
-            dir,
-            fd,
-            offsets,
-            size,
-            buf,
-            buf_len,
-            depth,
-        } = self;
-        // SAFETY: forwarded from the caller.
-        unsafe { run_batch(dir, fd, offsets, size, buf, buf_len, depth, check) }
+        assert!(self.buf_len >= self.offsets.len().saturating_mul(self.size));
+        if self.offsets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let depth = self
+            .depth
+            .clamp(1, 4096)
+            .min(self.offsets.len().next_power_of_two() as u32);
+        let mut private = cache.take(depth).map_err(BatchError::Os)?;
+        let ring = &mut private.ring;
+        ring.submitter()
+            .register_files_update(0, &[self.fd])
+            .map_err(BatchError::Os)?;
+        let fixed_buffer = self.register_buffer(ring);
+        // SAFETY: forwarded from the caller; every request is reaped before returning.
+        let results = unsafe { self.drive(ring, depth, fixed_buffer, check) };
+        if fixed_buffer {
+            let _ = ring.submitter().unregister_buffers();
+        }
+        // Drop the file reference so the ring does not keep the file open.
+        let _ = ring.submitter().register_files_update(0, &[-1]);
+        cache.put(private);
+        results
     }
-}
 
-#[allow(clippy::too_many_arguments)]
-unsafe fn run_batch<E>(
-    dir: BatchDir,
-    fd: RawFd,
-    offsets: &[u64],
-    size: usize,
-    buf: *mut u8,
-    buf_len: usize,
-    depth: u32,
-    mut check: impl FnMut() -> Result<(), E>,
-) -> Result<Vec<i64>, BatchError<E>> {
-    assert!(buf_len >= offsets.len().saturating_mul(size));
-    let mut results = vec![0i64; offsets.len()];
-    if offsets.is_empty() {
-        return Ok(results);
-    }
-    let depth = depth
-        .clamp(1, 4096)
-        .min(offsets.len().next_power_of_two() as u32);
-    let mut ring = private_ring(depth).map_err(BatchError::Os)?;
-    let submitter = ring.submitter();
-    submitter.register_files(&[fd]).map_err(BatchError::Os)?;
-    let fixed_buffer = buf_len > 0 && buf_len <= MAX_FIXED_BUFFER && size <= MAX_RW_COUNT && {
+    /// Registers the whole buffer as fixed buffer 0 when the kernel lets us pin it
+    /// (at most 1 GiB, within RLIMIT_MEMLOCK); the transfers then skip page pinning.
+    fn register_buffer(&self, ring: &IoUring) -> bool {
+        if self.buf_len == 0 || self.buf_len > MAX_FIXED_BUFFER || self.size > MAX_RW_COUNT {
+            return false;
+        }
         let iov = libc::iovec {
-            iov_base: buf.cast(),
-            iov_len: buf_len,
+            iov_base: self.buf.cast(),
+            iov_len: self.buf_len,
         };
-        // SAFETY: the caller keeps the buffer valid for the whole call, and the ring
-        // (with its registration) is dropped before we return.
-        unsafe { submitter.register_buffers(&[iov]) }.is_ok()
-    };
+        // SAFETY: the caller keeps the buffer valid for the whole call, and it is
+        // unregistered before `run` returns.
+        unsafe { ring.submitter().register_buffers(&[iov]) }.is_ok()
+    }
 
-    let sqe_for = |i: usize| -> squeue::Entry {
-        let ptr = unsafe { buf.add(i * size) };
-        let len = size.min(MAX_RW_COUNT) as u32;
-        let off = offsets[i];
+    fn sqe(&self, i: usize, fixed_buffer: bool) -> squeue::Entry {
+        // SAFETY: i < offsets.len() and buf_len >= offsets.len() * size.
+        let ptr = unsafe { self.buf.add(i * self.size) };
+        let len = self.size.min(MAX_RW_COUNT) as u32;
+        let off = self.offsets[i];
         let file = types::Fixed(0);
-        match (dir, fixed_buffer) {
+        match (self.dir, fixed_buffer) {
             (BatchDir::Read, true) => opcode::ReadFixed::new(file, ptr, len, 0)
                 .offset(off)
                 .build(),
@@ -111,53 +143,62 @@ unsafe fn run_batch<E>(
             (BatchDir::Write, false) => opcode::Write::new(file, ptr, len).offset(off).build(),
         }
         .user_data(i as u64)
-    };
-
-    let mut next = 0usize;
-    let mut in_kernel = 0usize;
-    let mut done = 0usize;
-    let mut failure: Option<BatchError<E>> = None;
-    let mut last_check = Instant::now();
-    while done < offsets.len() {
-        if failure.is_none() {
-            let mut sq = ring.submission();
-            while next < offsets.len() && in_kernel + sq.len() < depth as usize {
-                // SAFETY: the SQE points into `buf`, valid for the whole call.
-                if unsafe { sq.push(&sqe_for(next)) }.is_err() {
-                    break;
-                }
-                next += 1;
-            }
-            let queued = sq.len();
-            drop(sq);
-            in_kernel += queued;
-        }
-        if in_kernel == 0 {
-            break;
-        }
-        match ring.submit_and_wait(1) {
-            Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
-            Err(e) => {
-                // Cannot happen for a well-formed ring; reap what is out, then report.
-                failure.get_or_insert(BatchError::Os(e));
-            }
-        }
-        for cqe in ring.completion() {
-            results[cqe.user_data() as usize] = i64::from(cqe.result());
-            in_kernel -= 1;
-            done += 1;
-        }
-        if failure.is_none() && last_check.elapsed() >= CHECK_EVERY {
-            last_check = Instant::now();
-            if let Err(e) = check() {
-                failure = Some(BatchError::Signal(e));
-            }
-        }
     }
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(results),
+
+    /// Keeps `depth` requests in the kernel until all are done. Never returns while the
+    /// kernel still holds a request: the buffer would be freed under it.
+    unsafe fn drive<E>(
+        &self,
+        ring: &mut IoUring,
+        depth: u32,
+        fixed_buffer: bool,
+        mut check: impl FnMut() -> Result<(), E>,
+    ) -> Result<Vec<i64>, BatchError<E>> {
+        let total = self.offsets.len();
+        let mut results = vec![0i64; total];
+        let (mut next, mut in_kernel) = (0usize, 0usize);
+        let mut failure: Option<BatchError<E>> = None;
+        let mut last_check = Instant::now();
+        loop {
+            if failure.is_none() {
+                let mut sq = ring.submission();
+                while next < total && in_kernel < depth as usize {
+                    // SAFETY: the SQE points into the caller's buffer, valid for the call.
+                    if unsafe { sq.push(&self.sqe(next, fixed_buffer)) }.is_err() {
+                        break;
+                    }
+                    next += 1;
+                    in_kernel += 1;
+                }
+            }
+            if in_kernel == 0 {
+                break;
+            }
+            match ring.submit_and_wait(1) {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) => {
+                    // Transient (EAGAIN/EBUSY) or a broken ring: stop feeding it, but
+                    // keep reaping what is out.
+                    failure.get_or_insert(BatchError::Os(e));
+                    thread::sleep(Duration::from_millis(1));
+                }
+            }
+            for cqe in ring.completion() {
+                results[cqe.user_data() as usize] = i64::from(cqe.result());
+                in_kernel -= 1;
+            }
+            if failure.is_none() && last_check.elapsed() >= CHECK_EVERY {
+                last_check = Instant::now();
+                if let Err(e) = check() {
+                    failure = Some(BatchError::Signal(e));
+                }
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(results),
+        }
     }
 }
 
@@ -211,17 +252,18 @@ mod tests {
         let offsets: Vec<u64> = vec![0, 4096, 8192, 9000, 20_000, 123];
         let size = 4096;
         let mut out = vec![0u8; offsets.len() * size];
+        let cache = BatchCache::default();
         let res = unsafe {
-            run_batch(
-                BatchDir::Read,
-                f.as_raw_fd(),
-                &offsets,
+            Batch {
+                dir: BatchDir::Read,
+                fd: f.as_raw_fd(),
+                offsets: &offsets,
                 size,
-                out.as_mut_ptr(),
-                out.len(),
-                4,
-                no_check,
-            )
+                buf: out.as_mut_ptr(),
+                buf_len: out.len(),
+                depth: 4,
+            }
+            .run(&cache, no_check)
         }
         .unwrap();
         assert_eq!(res, vec![4096, 4096, 1808, 1000, 0, 4096]);
@@ -234,16 +276,16 @@ mod tests {
         // Writes go to the same places.
         let mut src = vec![7u8; 2 * 100];
         let res = unsafe {
-            run_batch(
-                BatchDir::Write,
-                f.as_raw_fd(),
-                &[0, 500],
-                100,
-                src.as_mut_ptr(),
-                src.len(),
-                8,
-                no_check,
-            )
+            Batch {
+                dir: BatchDir::Write,
+                fd: f.as_raw_fd(),
+                offsets: &[0, 500],
+                size: 100,
+                buf: src.as_mut_ptr(),
+                buf_len: src.len(),
+                depth: 8,
+            }
+            .run(&cache, no_check)
         }
         .unwrap();
         assert_eq!(res, vec![100, 100]);
@@ -259,16 +301,16 @@ mod tests {
         let ro = std::fs::File::open(&path).unwrap();
         let mut src = vec![1u8; 3];
         let res = unsafe {
-            run_batch(
-                BatchDir::Write,
-                ro.as_raw_fd(),
-                &[0],
-                3,
-                src.as_mut_ptr(),
-                3,
-                1,
-                no_check,
-            )
+            Batch {
+                dir: BatchDir::Write,
+                fd: ro.as_raw_fd(),
+                offsets: &[0],
+                size: 3,
+                buf: src.as_mut_ptr(),
+                buf_len: 3,
+                depth: 1,
+            }
+            .run(&BatchCache::default(), no_check)
         }
         .unwrap();
         assert_eq!(res, vec![-(libc::EBADF as i64)]);
