@@ -1,9 +1,33 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what it needs, then cargo test (Rust core) and pytest
-# (every provider). README "Run the tests" and .ci/run both call exactly this.
+# The whole test suite: installs what it needs, runs the gates (format, lint, types,
+# stubs), then cargo test (the Rust core) and pytest (every available provider).
+# The README's "Run the tests" command and .ci/run both call exactly this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install -q --upgrade pip
-python3 -m pip install -q -e '.[test]'
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "install uringq (editable) with its test and dev tools"
+python3 -m pip install -q -e '.[dev]'
+
+for component in rustfmt clippy; do
+    if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+        rustup component add "$component"
+    fi
+done
+
+step "cargo fmt --check"
+cargo fmt --check
+step "cargo clippy -D warnings"
+cargo clippy --quiet --all-targets -- -D warnings
+step "ruff check / ruff format --check"
+python3 -m ruff check python tests scripts
+python3 -m ruff format --check python tests scripts
+step "mypy --strict python/"
+python3 -m mypy --strict python/uringq
+step "stubtest uringq._native"
+python3 -m mypy.stubtest uringq._native
+step "cargo test"
 cargo test --quiet
-python3 -m pytest -q
+step "pytest"
+python3 -m pytest -q "$@"
