@@ -1,0 +1,213 @@
+"""Argument checks shared by ``IoQueue`` and the pure-Python provider (SPEC sections 2-3).
+
+One definition of each rule:
+
+* integers: anything with ``__index__`` (``bool`` is refused for sizes and counts);
+  other types raise :class:`TypeError`, values out of range :class:`ValueError` (never
+  :class:`OverflowError`);
+* fds: an ``int`` (or ``__index__``) or an object with ``fileno()``; whatever
+  ``__index__``/``fileno()`` raise propagates;
+* buffers: any C-contiguous object with the buffer protocol, viewed as raw bytes. A
+  read target that is read-only raises :class:`TypeError` (as ``readinto`` does); a
+  buffer that is not C-contiguous raises :class:`BufferError`; an object without the
+  buffer protocol raises :class:`TypeError`.
+"""
+
+from __future__ import annotations
+
+import operator
+import pickle
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+__all__ = [
+    "MAX_CQ_ENTRIES",
+    "MAX_OFFSET",
+    "MAX_SQ_ENTRIES",
+    "HasFileno",
+    "batch_buffer",
+    "buffer_views",
+    "count",
+    "fd",
+    "offset",
+    "offsets",
+    "queue_sizes",
+    "read_target",
+    "timeout",
+    "wait_limits",
+    "write_source",
+]
+
+MAX_SQ_ENTRIES = 32768
+MAX_CQ_ENTRIES = 65536
+MAX_OFFSET = 2**63 - 1
+_MAX_FD = 2**31 - 1
+
+
+class HasFileno(Protocol):
+    """An object that has an OS-level file descriptor, like a file object or socket."""
+
+    def fileno(self) -> int: ...
+
+
+def _index(value: object, name: str, *, allow_bool: bool) -> int:
+    """``operator.index(value)`` with a message naming the argument."""
+    if type(value) is int:
+        return value
+    if isinstance(value, bool) and not allow_bool:
+        raise TypeError(f"{name} must be an integer, not bool")
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        if hasattr(type(value), "__index__"):
+            raise  # __index__ itself raised TypeError: let it through unchanged
+        raise TypeError(f"{name} must be an integer, not {type(value).__name__}") from None
+
+
+def queue_sizes(sq_entries: object, cq_entries: object = None) -> tuple[int, int]:
+    """Checked ``(sq_entries, cq_entries)``: SQ rounded up to a power of two, never clamped.
+
+    ``1 <= sq_entries <= 32768``; ``cq_entries`` defaults to twice the rounded SQ and
+    must lie in ``sq_entries..=65536`` (compared with the rounded SQ).
+    """
+    sq = _index(sq_entries, "sq_entries", allow_bool=False)
+    if not 1 <= sq <= MAX_SQ_ENTRIES:
+        raise ValueError(f"sq_entries must be in 1..{MAX_SQ_ENTRIES}, got {sq}")
+    sq = 1 << (sq - 1).bit_length()
+    if cq_entries is None:
+        return sq, 2 * sq
+    cq = _index(cq_entries, "cq_entries", allow_bool=False)
+    if not sq <= cq <= MAX_CQ_ENTRIES:
+        raise ValueError(
+            f"cq_entries must be in sq_entries..{MAX_CQ_ENTRIES} ({sq}..{MAX_CQ_ENTRIES}), got {cq}"
+        )
+    return sq, cq
+
+
+def count(value: object, name: str, *, minimum: int = 0) -> int:
+    """A non-negative (or ``>= minimum``) integer argument such as ``size`` or ``depth``."""
+    number = _index(value, name, allow_bool=False)
+    if not minimum <= number <= MAX_OFFSET:
+        raise ValueError(f"{name} must be in {minimum}..{MAX_OFFSET}, got {number}")
+    return number
+
+
+def fd(obj: int | HasFileno) -> int:
+    """The fd number of ``obj``: an int, an ``__index__`` object or one with ``fileno()``."""
+    if type(obj) is int:
+        number = obj
+    elif hasattr(type(obj), "__index__"):
+        number = operator.index(obj)  # type: ignore[arg-type]
+    elif hasattr(obj, "fileno"):
+        number = obj.fileno()
+        if not isinstance(number, int):
+            raise TypeError(f"fileno() returned {type(number).__name__}, not int")
+    else:
+        raise TypeError(f"fd must be an int or have a fileno() method, not {type(obj).__name__}")
+    if not 0 <= number <= _MAX_FD:
+        raise ValueError(f"fd must be in 0..{_MAX_FD}, got {number}")
+    return number
+
+
+def offset(value: object) -> int:
+    """A file offset: an integer in ``0..2**63-1``."""
+    number = _index(value, "offset", allow_bool=True)
+    if not 0 <= number <= MAX_OFFSET:
+        raise ValueError(f"offset must be in 0..{MAX_OFFSET}, got {number}")
+    return number
+
+
+def offsets(values: object) -> list[int]:
+    """The offsets of a batch: any sequence (or buffer) of integers, each a valid offset."""
+    if isinstance(values, str):
+        raise TypeError(f"offsets must be a sequence of ints, not {type(values).__name__}")
+    try:
+        view = memoryview(values)  # type: ignore[arg-type]
+    except TypeError:
+        items = values
+    else:
+        with view:
+            items = view.tolist()
+    if not isinstance(items, Sequence):
+        raise TypeError(f"offsets must be a sequence of ints, not {type(values).__name__}")
+    return [
+        value if type(value) is int and 0 <= value <= MAX_OFFSET else offset(value)
+        for value in items
+    ]
+
+
+def batch_buffer(view: memoryview, requests: int, size: int) -> None:
+    """A read_many/write_many buffer must hold ``requests * size`` bytes (ValueError)."""
+    if view.nbytes < requests * size:
+        raise ValueError(
+            f"buffer holds {view.nbytes} bytes; {requests} requests of {size} bytes need"
+            f" {requests * size}"
+        )
+
+
+def _byte_view(buf: Buffer, *, writable: bool) -> memoryview:
+    view = memoryview(buf)
+    if writable and view.readonly:
+        raise TypeError(
+            f"read target must be a writable buffer, not read-only {type(buf).__name__}"
+        )
+    if not view.c_contiguous:
+        raise BufferError(f"buffer must be C-contiguous ({type(buf).__name__} is not)")
+    if view.ndim == 1 and view.format == "B":
+        return view
+    try:
+        return view.cast("B")
+    except (TypeError, ValueError):  # exotic item formats: PickleBuffer views any format
+        return pickle.PickleBuffer(view).raw()
+
+
+def read_target(buf: Buffer) -> memoryview:
+    """A writable, C-contiguous byte view of ``buf`` (holding it pins the export)."""
+    return _byte_view(buf, writable=True)
+
+
+def write_source(buf: Buffer) -> memoryview:
+    """A C-contiguous byte view of ``buf``."""
+    return _byte_view(buf, writable=False)
+
+
+def buffer_views(bufs: Sequence[Buffer], *, writable: bool) -> tuple[list[memoryview], int]:
+    """Byte views of the parts of a readv/writev request and their total length."""
+    if not isinstance(bufs, list | tuple):
+        try:
+            memoryview(bufs)  # type: ignore[arg-type]
+        except TypeError:
+            pass
+        else:
+            raise TypeError("bufs must be a sequence of buffers, not a single buffer")
+        if not isinstance(bufs, Sequence):
+            raise TypeError(f"bufs must be a sequence of buffers, not {type(bufs).__name__}")
+    views = [_byte_view(part, writable=writable) for part in bufs]
+    return views, sum(view.nbytes for view in views)
+
+
+def timeout(value: object) -> float | None:
+    """``None`` or a number of seconds ``>= 0`` (NaN refused)."""
+    if value is None:
+        return None
+    kind = type(value)
+    if kind is bool or not (hasattr(kind, "__float__") or hasattr(kind, "__index__")):
+        raise TypeError(f"timeout must be a number of seconds or None, not {kind.__name__}")
+    seconds = float(value)  # type: ignore[arg-type]
+    if not seconds >= 0.0:  # also catches NaN
+        raise ValueError(f"timeout must be >= 0, got {value!r}")
+    return seconds
+
+
+def wait_limits(min_events: object, max_events: object) -> tuple[int, int | None]:
+    """Checked ``(min_events, max_events)``: ``min >= 0``, ``max >= max(min, 1)`` or None."""
+    low = count(min_events, "min_events")
+    if max_events is None:
+        return low, None
+    high = count(max_events, "max_events", minimum=1)
+    if high < low:
+        raise ValueError(f"max_events ({high}) must be >= min_events ({low})")
+    return low, high

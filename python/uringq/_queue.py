@@ -1,0 +1,320 @@
+"""``IoQueue``: the public queue, in front of whichever provider runs it."""
+
+from __future__ import annotations
+
+import os
+from array import array
+from collections.abc import Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from uringq import _checks
+from uringq._errors import HandleNotRegistered, QueueClosed
+from uringq._registry import ProviderInfo, resolve_provider
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+    from uringq._checks import HasFileno
+    from uringq._completion import Completion
+    from uringq.providers import ProviderQueue
+
+__all__ = ["IoQueue"]
+
+# Methods bound straight from a provider queue that validates its own arguments.
+_HOT_METHODS = (
+    "register",
+    "deregister",
+    "prepare_read",
+    "prepare_write",
+    "prepare_sync",
+    "prepare_readv",
+    "prepare_writev",
+    "commit",
+    "wait",
+    "wakeup",
+    "fileno",
+    "read_many",
+    "write_many",
+)
+
+
+class IoQueue:
+    """An asynchronous file I/O queue (RTIoQueue): prepare, commit, wait.
+
+    ``sq_entries`` (1..32768) is rounded up to a power of two; ``cq_entries`` defaults
+    to twice that and must lie in ``sq_entries..65536``. ``provider`` is ``None`` (the
+    ``URINGQ_PROVIDER`` environment variable, else the best available provider), a
+    provider id or a :class:`ProviderInfo`; an unavailable one raises
+    :class:`~uringq.ProviderUnavailable` with the reason.
+
+    Providers that check their own arguments (both shipped ones) have their methods bound
+    onto the instance, so a call costs no extra Python frame. For other providers the
+    methods below check arguments, registration, a closed queue and use after ``fork()``
+    before handing the provider plain ``int`` fds and offsets and byte ``memoryview``\\ s.
+
+    Use it as a context manager: leaving the block closes it with ``cancel=True``.
+    """
+
+    def __init__(
+        self,
+        sq_entries: int = 128,
+        cq_entries: int | None = None,
+        *,
+        provider: str | ProviderInfo | None = None,
+    ) -> None:
+        self._sq_entries, self._cq_entries = _checks.queue_sizes(sq_entries, cq_entries)
+        self._info = resolve_provider(provider)
+        self._queue: ProviderQueue = self._info.provider_class(self._sq_entries, self._cq_entries)
+        self._pid = os.getpid()
+        self._registered: set[int] = set()  # the checked path's view of registrations
+        if self._info.validates_arguments:
+            bound = self.__dict__
+            for name in _HOT_METHODS:
+                bound[name] = getattr(self._queue, name)
+
+    # -- properties -------------------------------------------------------------------
+    @property
+    def provider(self) -> ProviderInfo:
+        """The provider running this queue."""
+        return self._info
+
+    @property
+    def provider_id(self) -> str:
+        """The id of the provider running this queue, e.g. ``"io_uring"``."""
+        return self._info.id
+
+    @property
+    def sq_entries(self) -> int:
+        """Submission queue size (a power of two)."""
+        return self._sq_entries
+
+    @property
+    def cq_entries(self) -> int:
+        """Completion queue size: at most this many requests are prepared or in flight."""
+        return self._cq_entries
+
+    @property
+    def prepared(self) -> int:
+        """Requests prepared and not yet committed."""
+        self._check_pid()
+        return self._queue.prepared
+
+    @property
+    def in_flight(self) -> int:
+        """Requests committed whose completion has not been returned yet."""
+        self._check_pid()
+        return self._queue.in_flight
+
+    @property
+    def closed(self) -> bool:
+        """True once the queue is closed."""
+        return self._queue.closed
+
+    # -- the checked path (providers that do not validate their arguments) ------------
+    def _check_pid(self) -> None:
+        if self._pid != os.getpid():
+            raise RuntimeError(
+                "this queue belongs to the parent process: it cannot be used after fork()"
+            )
+
+    def _usable(self) -> ProviderQueue:
+        self._check_pid()
+        if self._queue.closed:
+            raise QueueClosed("queue is closed")
+        return self._queue
+
+    def _require_registered(self, fd: int) -> None:
+        if fd not in self._registered:
+            raise HandleNotRegistered(f"fd {fd} is not registered with this queue")
+
+    def register(self, fd: int | HasFileno) -> None:
+        """Pin the open file behind ``fd`` for requests on that number until deregistered.
+
+        Registering a registered fd does nothing. Deregister before closing an fd whose
+        number you mean to reuse.
+        """
+        queue = self._usable()
+        number = _checks.fd(fd)
+        queue.register(number)
+        self._registered.add(number)
+
+    def deregister(self, fd: int | HasFileno) -> None:
+        """Unpin ``fd``: ``HandleNotRegistered`` if unknown, ``QueueBusy`` while in use."""
+        queue = self._usable()
+        number = _checks.fd(fd)
+        self._require_registered(number)
+        queue.deregister(number)
+        self._registered.discard(number)
+
+    def prepare_read(
+        self, fd: int | HasFileno, offset: int, buf: Buffer, user_data: Any = None
+    ) -> None:
+        """Prepare a read of ``len(buf)`` bytes at ``offset`` into the writable ``buf``."""
+        queue = self._usable()
+        number, offset = _checks.fd(fd), _checks.offset(offset)
+        view = _checks.read_target(buf)
+        self._require_registered(number)
+        queue.prepare_read(number, offset, view, user_data)
+
+    def prepare_write(
+        self, fd: int | HasFileno, offset: int, buf: Buffer, user_data: Any = None
+    ) -> None:
+        """Prepare a write of ``buf`` at ``offset``."""
+        queue = self._usable()
+        number, offset = _checks.fd(fd), _checks.offset(offset)
+        view = _checks.write_source(buf)
+        self._require_registered(number)
+        queue.prepare_write(number, offset, view, user_data)
+
+    def prepare_sync(
+        self, fd: int | HasFileno, user_data: Any = None, *, datasync: bool = False
+    ) -> None:
+        """Prepare an ``fsync`` of ``fd`` (``fdatasync`` with ``datasync=True``)."""
+        queue = self._usable()
+        number = _checks.fd(fd)
+        self._require_registered(number)
+        queue.prepare_sync(number, user_data, datasync=bool(datasync))
+
+    def prepare_readv(
+        self, fd: int | HasFileno, offset: int, bufs: Sequence[Buffer], user_data: Any = None
+    ) -> None:
+        """Prepare a scatter read filling ``bufs`` in order from ``offset``."""
+        queue = self._usable()
+        number, offset = _checks.fd(fd), _checks.offset(offset)
+        views, _ = _checks.buffer_views(bufs, writable=True)
+        self._require_registered(number)
+        queue.prepare_readv(number, offset, views, user_data)
+
+    def prepare_writev(
+        self, fd: int | HasFileno, offset: int, bufs: Sequence[Buffer], user_data: Any = None
+    ) -> None:
+        """Prepare a gather write of ``bufs`` in order from ``offset``."""
+        queue = self._usable()
+        number, offset = _checks.fd(fd), _checks.offset(offset)
+        views, _ = _checks.buffer_views(bufs, writable=False)
+        self._require_registered(number)
+        queue.prepare_writev(number, offset, views, user_data)
+
+    def commit(self) -> int:
+        """Submit every prepared request; return how many the provider took.
+
+        A request not taken stays prepared for the next commit. ``QueueEmpty`` if nothing
+        is prepared.
+        """
+        return self._usable().commit()
+
+    def wait(
+        self, min_events: int = 1, max_events: int | None = None, timeout: float | None = None
+    ) -> list[Completion]:
+        """Return between ``min_events`` and ``max_events`` (default: all ready) completions.
+
+        Without ``timeout``: ``QueueEmpty`` if nothing is in flight, ``ValueError`` if
+        ``min_events`` exceeds what is in flight. With one: returns what is ready when it
+        passes (possibly ``[]``). A ``wakeup()`` raises ``Interrupted`` carrying the ready
+        completions; a signal handler's exception propagates and loses nothing.
+        """
+        queue = self._usable()
+        low, high = _checks.wait_limits(min_events, max_events)
+        return queue.wait(low, high, _checks.timeout(timeout))
+
+    def wakeup(self) -> None:
+        """Make a blocked ``wait`` (or the next one) raise ``Interrupted``. Thread-safe."""
+        self._usable().wakeup()
+
+    def fileno(self) -> int:
+        """An fd that polls readable whenever completions may be ready (for event loops)."""
+        return self._usable().fileno()
+
+    def read_many(
+        self,
+        fd: int | HasFileno,
+        offsets: Sequence[int] | Buffer,
+        size: int,
+        out: Buffer,
+        *,
+        depth: int | None = None,
+    ) -> array[int]:
+        """Read ``size`` bytes at each offset into ``out[i*size:(i+1)*size]``.
+
+        Returns an ``array('q')`` with the bytes read, or ``-errno``, per request.
+        ``out`` must hold ``len(offsets) * size`` bytes (``ValueError``). ``depth`` caps
+        how many requests run at once.
+        """
+        queue = self._usable()
+        number, offs = _checks.fd(fd), _checks.offsets(offsets)
+        size = _checks.count(size, "size")
+        view = _checks.read_target(out)
+        _checks.batch_buffer(view, len(offs), size)
+        self._require_registered(number)
+        if depth is None:
+            return _as_results(queue.read_many(number, offs, size, view))
+        depth = _checks.count(depth, "depth", minimum=1)
+        return _as_results(queue.read_many(number, offs, size, view, depth=depth))  # type: ignore[call-arg]
+
+    def write_many(
+        self,
+        fd: int | HasFileno,
+        offsets: Sequence[int] | Buffer,
+        size: int,
+        data: Buffer,
+        *,
+        depth: int | None = None,
+    ) -> array[int]:
+        """Write ``data[i*size:(i+1)*size]`` at each offset; the mirror of :meth:`read_many`."""
+        queue = self._usable()
+        number, offs = _checks.fd(fd), _checks.offsets(offsets)
+        size = _checks.count(size, "size")
+        view = _checks.write_source(data)
+        _checks.batch_buffer(view, len(offs), size)
+        self._require_registered(number)
+        if depth is None:
+            return _as_results(queue.write_many(number, offs, size, view))
+        depth = _checks.count(depth, "depth", minimum=1)
+        return _as_results(queue.write_many(number, offs, size, view, depth=depth))  # type: ignore[call-arg]
+
+    # -- life cycle -------------------------------------------------------------------
+    def close(self, *, cancel: bool = False) -> None:
+        """Close the queue; closing a closed queue does nothing.
+
+        Without ``cancel``: ``QueueBusy`` while requests are prepared, in flight or
+        unreaped. With ``cancel``: cancel what is in flight, wait until every buffer is
+        released, drop the rest. In a forked child only the child's own fds and memory
+        are released (a provider that does not validate its arguments is left alone
+        there, as it may not know about forks).
+        """
+        if self._pid != os.getpid() and not self._info.validates_arguments:
+            return
+        self._queue.close(cancel=cancel)
+
+    def __enter__(self) -> Self:
+        if self.closed:
+            raise QueueClosed("queue is closed")
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close(cancel=True)
+
+    def __repr__(self) -> str:
+        try:
+            state = (
+                "closed" if self.closed else f"prepared={self.prepared} in_flight={self.in_flight}"
+            )
+        except Exception as exc:  # e.g. used after fork()
+            state = f"unusable ({type(exc).__name__})"
+        return (
+            f"<IoQueue provider={self.provider_id!r} sq_entries={self._sq_entries}"
+            f" cq_entries={self._cq_entries} {state}>"
+        )
+
+
+def _as_results(results: Any) -> array[int]:
+    """A provider's batch results as ``array('q')`` (third-party ones may return lists)."""
+    if isinstance(results, array) and results.typecode == "q":
+        return results
+    return array("q", results)
