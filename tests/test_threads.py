@@ -56,22 +56,31 @@ def waiter(q: uringq.IoQueue, total: int, seen: Counter, errors: list, on_interr
         errors.append(e)
 
 
-def run_threads(q: uringq.IoQueue, fd: int, extra=None, on_interrupt=None) -> tuple[Counter, dict]:
+def run_threads(q: uringq.IoQueue, fd: int, on_interrupt=None, helper=None) -> tuple[Counter, dict]:
+    """Run one waiter and SUBMITTERS submitters to the end; ``helper(stop)`` runs in one
+    more thread until the others are done and ``stop`` is set."""
     q.register(fd)
     total = SUBMITTERS * PER_SUBMITTER
     seen: Counter = Counter()
     bufs: dict = {}
     errors: list = []
+    stop = threading.Event()
     threads = [threading.Thread(target=waiter, args=(q, total, seen, errors, on_interrupt))]
     threads += [
         threading.Thread(target=submit, args=(q, fd, t, bufs, errors)) for t in range(SUBMITTERS)
     ]
-    threads += extra or []
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(40)
-        assert not t.is_alive(), "a thread hung"
+    extra = threading.Thread(target=helper, args=(stop,)) if helper else None
+    for t in [*threads, extra]:
+        if t:
+            t.start()
+    try:
+        for t in threads:
+            t.join(40)
+            assert not t.is_alive(), "a thread hung"
+    finally:
+        stop.set()
+        if extra:
+            extra.join(10)
     assert not errors, errors
     return seen, bufs
 
@@ -95,22 +104,16 @@ def test_one_waiter_and_several_submitters_see_every_completion_once(make_queue,
 @pytest.mark.timeout(60)
 def test_wakeups_from_another_thread_lose_no_completion(make_queue, data_fd):
     q = make_queue(16)
-    stop = threading.Event()
     interrupts = []
 
-    def keep_waking() -> None:
+    def keep_waking(stop: threading.Event) -> None:
         while not stop.is_set():
             q.wakeup()
             time.sleep(0.002)
 
-    waker = threading.Thread(target=keep_waking)
-    try:
-        seen, bufs = run_threads(
-            q, data_fd, extra=[waker], on_interrupt=lambda: interrupts.append(1)
-        )
-    finally:
-        stop.set()
-        waker.join(5)
+    seen, bufs = run_threads(
+        q, data_fd, on_interrupt=lambda: interrupts.append(1), helper=keep_waking
+    )
     check_exact(seen, bufs)
     assert interrupts, "the waiter was never interrupted: the test did not exercise wakeup"
 
