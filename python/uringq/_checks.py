@@ -123,20 +123,24 @@ def offset(value: object) -> int:
 def offsets(values: object) -> list[int]:
     """The offsets of a batch: any sequence (or buffer) of integers, each a valid offset."""
     if isinstance(values, str):
-        raise TypeError(f"offsets must be a sequence of ints, not {type(values).__name__}")
+        raise TypeError("offsets must be a sequence of ints, not str")
     try:
         view = memoryview(values)  # type: ignore[arg-type]
     except TypeError:
-        items = values
+        if not isinstance(values, Sequence):
+            raise TypeError(
+                f"offsets must be a sequence of ints, not {type(values).__name__}"
+            ) from None
+        items = list(values)
     else:
         with view:
             items = view.tolist()
-    if not isinstance(items, Sequence):
-        raise TypeError(f"offsets must be a sequence of ints, not {type(values).__name__}")
-    return [
-        value if type(value) is int and 0 <= value <= MAX_OFFSET else offset(value)
-        for value in items
-    ]
+    # C-speed check of the common case; the per-item path explains what is wrong.
+    if items and not (
+        set(map(type, items)) == {int} and min(items) >= 0 and max(items) <= MAX_OFFSET
+    ):
+        items = [offset(value) for value in items]
+    return items
 
 
 def batch_buffer(view: memoryview, requests: int, size: int) -> None:

@@ -119,7 +119,8 @@ class _Shared:
         self.busy: dict[int, int] = {}  # fd -> requests in workers or batch calls using it
         self.users = 0  # threads inside wait() or read_many()/write_many()
         self.dups: dict[int, int] = {}  # registered fd -> our dup of it
-        self.nowait_off: set[tuple[int, int]] = set()  # (dup, kind) where NOWAIT never works
+        # dups where RWF_NOWAIT never works, for reads and for writes
+        self.nowait_off: tuple[set[int], set[int]] = (set(), set())
         self.cancelled = False
         self.closed = False
         self.released = False
@@ -277,37 +278,37 @@ class _Batch:
         self.offsets = offsets
         self.size = size
         self.view = view
-        self.results = array("q", bytes(8 * len(offsets)))
+        self.results = array("q")  # filled by run_inline
         self.cancelled = False
         self.remaining = 0  # worker chunks not finished
         self.lock = threading.Lock()
         self.done = threading.Event()
 
-    def run_inline(self, nowait_off: set[tuple[int, int]]) -> list[int]:
+    def run_inline(self, nowait_off: tuple[set[int], set[int]]) -> list[int]:
         """Run what completes without blocking; return the indices left for the workers."""
         offsets, size, dup, view = self.offsets, self.size, self.dup, self.view
         nowait = _RWF_NOWAIT
-        if nowait is None or (dup, self.kind) in nowait_off:
+        if nowait is None or dup in nowait_off[self.kind]:
+            self.results = array("q", bytes(8 * len(offsets)))
             return list(range(len(offsets)))
-        call, results = self.call, self.results
-        pending: list[int] = []
+        call = self.call
+        done: list[int] = []  # a list grows faster than array item assignment
+        append = done.append
         start = 0
-        for i, offset in enumerate(offsets):
+        for offset in offsets:
             try:
-                n = call(dup, (view[start : start + size],), offset, nowait)
+                append(call(dup, (view[start : start + size],), offset, nowait))
             except OSError as exc:
                 if exc.errno in _NOWAIT_UNSUPPORTED:
-                    nowait_off.add((dup, self.kind))
-                    pending.extend(range(i, len(offsets)))
-                    return pending
-                pending.append(i)
-            else:
-                if n == size:
-                    results[i] = n
-                else:
-                    pending.append(i)
+                    nowait_off[self.kind].add(dup)
+                    break
+                append(-1)
             start += size
-        return pending
+        done.extend([-1] * (len(offsets) - len(done)))
+        self.results = array("q", done)
+        if done.count(size) == len(done):
+            return []
+        return [i for i, n in enumerate(done) if n != size]
 
     def run_in_workers(self, shared: _Shared, pending: list[int], workers: int) -> None:
         """Spread ``pending`` over up to ``workers`` worker jobs and wait for them."""
@@ -374,6 +375,8 @@ class ThreadPoolQueue:
         efd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
         self._shared = shared = _Shared(efd, min(_MAX_WORKERS, self._sq_entries))
         self._lock = shared.lock
+        self._acquire = shared.lock.acquire
+        self._release = shared.lock.release
         self._ready = shared.ready
         self._files = shared.dups
         self._prepared: list[Request] = []
@@ -399,6 +402,7 @@ class ThreadPoolQueue:
         self._open = False
         shared = self._shared
         shared.lock = self._lock = threading.RLock()
+        self._acquire, self._release = shared.lock.acquire, shared.lock.release
         shared.idle = threading.Condition(shared.lock)
 
     @property
@@ -440,7 +444,8 @@ class ThreadPoolQueue:
             self._files[number] = dup
             if fcntl.fcntl(dup, fcntl.F_GETFL) & getattr(os, "O_DIRECT", 0):
                 # An O_DIRECT read "without waiting" still waits for the device, inline.
-                self._shared.nowait_off.update({(dup, _READ), (dup, _WRITE)})
+                for dups in self._shared.nowait_off:
+                    dups.add(dup)
 
     def deregister(self, fd: int | HasFileno) -> None:
         """Unpin ``fd``; ``QueueBusy`` while requests on it are prepared or in flight."""
@@ -458,28 +463,17 @@ class ThreadPoolQueue:
             if users:
                 raise QueueBusy(f"fd {number} is still used by {users} request(s)")
             del self._files[number]
-            self._shared.nowait_off.difference_update({(dup, _READ), (dup, _WRITE)})
+            for dups in self._shared.nowait_off:
+                dups.discard(dup)
             os.close(dup)
 
     # -- requests ---------------------------------------------------------------------
-    def _queue(
-        self, kind: int, fd: int, offset: int, views: Any, nbytes: int, *, user_data: Any
-    ) -> None:
-        with self._lock:
-            if not self._open:
-                self._raise_unusable()
-            dup = self._files.get(fd)
-            if dup is None:
-                raise HandleNotRegistered(f"fd {fd} is not registered with this queue")
-            prepared = self._prepared
-            if (
-                len(prepared) >= self._sq_entries
-                or len(prepared) + self._in_flight >= self._cq_entries
-            ):
-                self._raise_full()
-            prepared.append((kind, fd, dup, offset, views, nbytes, user_data))
-
-    def _raise_full(self) -> NoReturn:
+    def _refuse(self, fd: int) -> NoReturn:
+        """Raise why no request on ``fd`` can be prepared now (lock held)."""
+        if not self._open:
+            self._raise_unusable()
+        if fd not in self._files:
+            raise HandleNotRegistered(f"fd {fd} is not registered with this queue")
         if len(self._prepared) >= self._sq_entries:
             raise QueueFull(
                 f"every submission queue entry is prepared (sq_entries={self._sq_entries});"
@@ -490,38 +484,87 @@ class ThreadPoolQueue:
             " wait() for completions first"
         )
 
+    def _queue(
+        self, kind: int, fd: int, offset: int, views: Any, nbytes: int, *, user_data: Any
+    ) -> None:
+        """Append a checked request, or raise and queue nothing.
+
+        prepare_read and prepare_write repeat this body inline: it is their hot path.
+        """
+        self._acquire()
+        try:
+            prepared = self._prepared
+            dup = self._files.get(fd)
+            n = len(prepared)
+            if (
+                dup is None
+                or not self._open
+                or n >= self._sq_entries
+                or n + self._in_flight >= self._cq_entries
+            ):
+                self._refuse(fd)
+            prepared.append((kind, fd, dup, offset, views, nbytes, user_data))
+        finally:
+            self._release()
+
     def prepare_read(
         self, fd: int | HasFileno, offset: int, buf: Buffer, user_data: Any = None
     ) -> None:
         """Queue a read of ``len(buf)`` bytes at ``offset`` into ``buf``."""
-        if not self._open:
-            self._raise_unusable()
         if type(fd) is not int:
             fd = _fd(fd)
         if type(offset) is not int or not 0 <= offset <= _MAX_OFFSET:
             offset = _offset(offset)
-        view = _read_target(buf)
-        self._queue(_READ, fd, offset, (view,), view.nbytes, user_data=user_data)
+        view = memoryview(buf)
+        if view.readonly or not view.c_contiguous:
+            view = _read_target(buf)  # raises the documented error
+        self._acquire()
+        try:
+            prepared = self._prepared
+            dup = self._files.get(fd)
+            n = len(prepared)
+            if (
+                dup is None
+                or not self._open
+                or n >= self._sq_entries
+                or n + self._in_flight >= self._cq_entries
+            ):
+                self._refuse(fd)
+            prepared.append((_READ, fd, dup, offset, (view,), view.nbytes, user_data))
+        finally:
+            self._release()
 
     def prepare_write(
         self, fd: int | HasFileno, offset: int, buf: Buffer, user_data: Any = None
     ) -> None:
         """Queue a write of ``buf`` at ``offset``."""
-        if not self._open:
-            self._raise_unusable()
         if type(fd) is not int:
             fd = _fd(fd)
         if type(offset) is not int or not 0 <= offset <= _MAX_OFFSET:
             offset = _offset(offset)
-        view = _write_source(buf)
-        self._queue(_WRITE, fd, offset, (view,), view.nbytes, user_data=user_data)
+        view = memoryview(buf)
+        if not view.c_contiguous:
+            view = _write_source(buf)  # raises the documented error
+        self._acquire()
+        try:
+            prepared = self._prepared
+            dup = self._files.get(fd)
+            n = len(prepared)
+            if (
+                dup is None
+                or not self._open
+                or n >= self._sq_entries
+                or n + self._in_flight >= self._cq_entries
+            ):
+                self._refuse(fd)
+            prepared.append((_WRITE, fd, dup, offset, (view,), view.nbytes, user_data))
+        finally:
+            self._release()
 
     def prepare_readv(
         self, fd: int | HasFileno, offset: int, bufs: Sequence[Buffer], user_data: Any = None
     ) -> None:
         """Queue a scatter read filling ``bufs`` in order from ``offset``."""
-        if not self._open:
-            self._raise_unusable()
         fd = _fd(fd)
         offset = _offset(offset)
         views, nbytes = _checks.buffer_views(bufs, writable=True)
@@ -531,8 +574,6 @@ class ThreadPoolQueue:
         self, fd: int | HasFileno, offset: int, bufs: Sequence[Buffer], user_data: Any = None
     ) -> None:
         """Queue a gather write of ``bufs`` in order from ``offset``."""
-        if not self._open:
-            self._raise_unusable()
         fd = _fd(fd)
         offset = _offset(offset)
         views, nbytes = _checks.buffer_views(bufs, writable=False)
@@ -542,8 +583,6 @@ class ThreadPoolQueue:
         self, fd: int | HasFileno, user_data: Any = None, *, datasync: bool = False
     ) -> None:
         """Queue an ``fsync`` (``fdatasync`` with ``datasync=True``)."""
-        if not self._open:
-            self._raise_unusable()
         self._queue(_FDATASYNC if datasync else _FSYNC, _fd(fd), 0, (), 0, user_data=user_data)
 
     def commit(self) -> int:
@@ -576,16 +615,16 @@ class ThreadPoolQueue:
             slow.extend(batch)
             return
         preadv = _preadv
-        nowait_off = self._shared.nowait_off
+        nowait_off = self._shared.nowait_off[_READ]
         ready = self._ready.append
         to_slow = slow.append
         for req in batch:
-            if req[0] == _READ and (req[2], _READ) not in nowait_off:
+            if req[0] == _READ and req[2] not in nowait_off:
                 try:
                     n = preadv(req[2], req[4], req[3], nowait)
                 except OSError as exc:
                     if exc.errno in _NOWAIT_UNSUPPORTED:
-                        nowait_off.add((req[2], _READ))
+                        nowait_off.add(req[2])
                     to_slow(req)
                     continue
                 if n == req[5]:
@@ -606,10 +645,14 @@ class ThreadPoolQueue:
         self, min_events: int = 1, max_events: int | None = None, timeout: float | None = None
     ) -> list[Completion]:
         """Return between ``min_events`` and ``max_events`` completions (see SPEC)."""
-        low, high = _checks.wait_limits(min_events, max_events)
-        seconds = _checks.timeout(timeout)
+        if type(min_events) is int and min_events >= 0 and max_events is None and timeout is None:
+            low, high, seconds = min_events, None, None  # the common call, already valid
+        else:
+            low, high = _checks.wait_limits(min_events, max_events)
+            seconds = _checks.timeout(timeout)
         shared = self._shared
-        with self._lock:
+        self._acquire()
+        try:
             if not self._open:
                 self._raise_unusable()
             if seconds is None and not self._wakeup_pending:
@@ -626,6 +669,8 @@ class ThreadPoolQueue:
             if done is not None:
                 return done
             shared.users += 1
+        finally:
+            self._release()
         try:
             return self._sleep_until_ready(low, high, seconds)
         finally:
