@@ -125,6 +125,38 @@ def test_pending_read_into_a_buffer_with_no_other_reference_receives_the_data(qu
 
 
 @pytest.mark.timeout(20)
+@pytest.mark.parametrize("op", ["read", "write", "readv"])
+def test_queue_releases_the_buffer_once_its_completion_is_returned(queue, wfd, op):
+    buf = WatchableBuffer(SIZE)
+    watch = weakref.ref(buf)
+    if op == "read":
+        queue.prepare_read(wfd, 0, buf, op)
+    elif op == "write":
+        queue.prepare_write(wfd, 0, buf, op)
+    else:
+        queue.prepare_readv(wfd, 0, [buf, bytearray(4)], op)
+    queue.commit()
+    del buf
+    collect(queue, 1)
+    gc.collect()
+    assert watch() is None, "the buffer leaked after its completion was returned"
+
+
+@pytest.mark.timeout(20)
+def test_queue_releases_buffers_of_requests_dropped_by_close_cancel(queue, rfd):
+    bufs = [WatchableBuffer(SIZE) for _ in range(3)]
+    watches = [weakref.ref(b) for b in bufs]
+    queue.prepare_read(rfd, 0, bufs[0], "in flight")
+    queue.commit()
+    queue.prepare_read(rfd, 0, bufs[1], "prepared")
+    queue.prepare_readv(rfd, 0, [bufs[2]], "prepared v")
+    del bufs
+    queue.close(cancel=True)
+    gc.collect()
+    assert [w() for w in watches] == [None, None, None]
+
+
+@pytest.mark.timeout(20)
 def test_memoryview_of_a_buffer_with_no_other_reference_keeps_it_alive(queue, rfd):
     base = WatchableBuffer(SIZE)
     watch = weakref.ref(base)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 
 import pytest
 from helpers import seccomp
@@ -169,6 +170,7 @@ def test_default_queue_does_a_round_trip_on_the_fallback(blocked):
 def test_reason_names_EPERM_and_seccomp(eperm):
     reason = eperm["io_uring_info"]["reason"]
     assert "EPERM" in reason
+    assert os.strerror(errno.EPERM) in reason  # "Operation not permitted"
     assert "seccomp" in reason.lower()
     assert "io_uring" in reason
 
@@ -178,6 +180,7 @@ def test_reason_names_EPERM_and_seccomp(eperm):
 def test_reason_names_ENOSYS(enosys):
     reason = enosys["io_uring_info"]["reason"]
     assert "ENOSYS" in reason
+    assert os.strerror(errno.ENOSYS) in reason  # "Function not implemented"
     assert "io_uring" in reason
 
 

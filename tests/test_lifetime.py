@@ -153,6 +153,28 @@ def test_collecting_an_open_queue_with_a_pending_read_frees_its_fds(provider):
 
 
 @pytest.mark.timeout(30)
+def test_collecting_an_open_queue_cancels_its_pending_read_and_releases_the_buffer(
+    provider, pipe_fds
+):
+    r, w = pipe_fds
+    q = uringq.IoQueue(provider=provider)
+    q.register(r)
+    buf = bytearray(16)
+    q.prepare_read(r, 0, buf, "pending")
+    q.commit()
+    if q.wait(1, None, 0.1):
+        pytest.skip(f"{provider} does not keep a pipe read pending")
+    del q
+    gc.collect()
+    buf.extend(b"resizable again")  # the export was released
+    os.write(w, b"for the next reader")
+    readable, _, _ = select.select([r], [], [], 1)
+    assert readable == [r], "the cancelled read consumed data written after collection"
+    assert os.read(r, 100) == b"for the next reader"
+    assert buf[:16] == bytes(16)
+
+
+@pytest.mark.timeout(30)
 def test_collecting_an_open_queue_in_a_reference_cycle_frees_its_fds(provider, data_file):
     def scenario() -> None:
         fd = os.open(data_file, os.O_RDONLY)

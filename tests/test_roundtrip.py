@@ -8,8 +8,10 @@ to ``sq_entries`` deep, over several commit/wait cycles.
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import random
+import weakref
 from array import array
 from collections import Counter
 
@@ -330,3 +332,29 @@ def test_write_many_writes_each_slice_at_its_offset(queue, wfd):
     assert list(results) == [BLOCK] * 3
     for off in offsets:
         assert os.pread(wfd, BLOCK, off) == pattern(off, BLOCK)
+
+
+@pytest.mark.timeout(20)
+def test_write_many_rejects_data_that_is_too_small(queue, wfd):
+    with pytest.raises(ValueError):
+        queue.write_many(wfd, [0, 64], 64, bytes(127))
+    assert os.fstat(wfd).st_size == 0
+
+
+@pytest.mark.timeout(20)
+def test_queue_releases_user_data_once_its_completion_is_returned(queue, rfd):
+    class Marker:
+        pass
+
+    marker = Marker()
+    watch = weakref.ref(marker)
+    queue.prepare_read(rfd, 0, bytearray(8), marker)
+    queue.commit()
+    del marker
+    gc.collect()
+    assert watch() is not None, "the queue must keep user_data alive until it is returned"
+    (c,) = collect(queue, 1)
+    assert c.user_data is watch()
+    del c
+    gc.collect()
+    assert watch() is None, "user_data leaked after its completion was returned"

@@ -80,6 +80,20 @@ def test_wait_with_timeout_and_nothing_in_flight_returns_empty_after_the_timeout
 
 
 @pytest.mark.timeout(20)
+def test_wait_with_zero_timeout_returns_at_once(queue):
+    start = time.monotonic()
+    assert queue.wait(1, None, 0) == []
+    assert time.monotonic() - start < 0.5
+
+
+@pytest.mark.timeout(20)
+def test_wait_with_zero_timeout_returns_what_is_ready(queue, rfd):
+    commit_reads(queue, rfd, 3)
+    settle()
+    assert sorted(c.user_data for c in queue.wait(1, None, 0)) == [0, 1, 2]
+
+
+@pytest.mark.timeout(20)
 def test_wait_with_timeout_and_nothing_ready_returns_empty_after_the_timeout(queue, pending_read):
     start = time.monotonic()
     assert queue.wait(1, None, 0.3) == []
