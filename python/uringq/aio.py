@@ -1,0 +1,787 @@
+"""asyncio integration: one :class:`~uringq.IoQueue` per event loop, a future per request.
+
+::
+
+    async with uringq.aio.open("data.bin", "rb") as f:
+        block = await f.read(4096, offset=0)          # bytes; b"" past EOF, short at EOF
+        n = await f.read_into(buffer, offset=8192)     # int
+    async with uringq.aio.open("out.bin", "wb") as f:
+        await f.write(b"hello", 0)
+        await f.fsync()
+
+How it works (SPEC section 5):
+
+* Each event loop gets one :class:`Driver` (created on first use, found again through a
+  weak mapping). The driver owns an ``IoQueue`` whose ``fileno()`` is registered with
+  ``loop.add_reader``.
+* A request is prepared on the queue at once, with its future as ``user_data``; the
+  first request of a loop iteration schedules one ``loop.call_soon`` that commits every
+  request of that iteration with a single ``commit()`` and then takes whatever is
+  already complete (reads served from the page cache complete during the commit), so a
+  cached read costs no extra trip through the selector. Completions that arrive later
+  wake the reader callback. Both settle futures in one loop over ``wait(0, None, 0)``.
+* Requests beyond the queue's capacity wait in a FIFO backlog inside the driver and are
+  prepared as capacity frees up: callers never see ``QueueFull``.
+* Cancelling a future (or the task awaiting it) never releases a buffer the kernel may
+  still write: the request stays in the queue, its buffer pinned, until its completion
+  arrives; the result is then dropped. A request still in the backlog is simply dropped.
+* Errors the kernel reports arrive as the completion's :class:`OSError` (mapped to its
+  subclass, e.g. ``IsADirectoryError``), raised from the ``await``; so do argument
+  errors (``TypeError``, ``ValueError``, ``HandleNotRegistered``).
+* Closing the loop closes its driver: the queue is closed with ``cancel=True`` (the
+  kernel releases every buffer first), futures still pending are cancelled and files
+  whose close was waiting for their requests are closed. :meth:`Driver.close` does the
+  same at any time.
+
+The driver belongs to its loop's thread, like the loop itself. Everything here works on
+the default loop and on uvloop, with either provider (``provider=`` on first use per
+loop, or ``URINGQ_PROVIDER``).
+
+Fast paths: the methods of :class:`AsyncFile` and :class:`Driver` return a plain
+:class:`asyncio.Future` (no coroutine per call). The module-level :func:`read`,
+:func:`write`, ... look the driver up per call and need the fd registered first with
+:func:`register`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+import warnings
+import weakref
+from collections import deque
+from collections.abc import Callable, Generator, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
+
+from uringq import _checks
+from uringq._errors import Interrupted, QueueBusy, QueueClosed, QueueEmpty, QueueFull
+from uringq._queue import IoQueue
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+    from uringq._checks import HasFileno
+    from uringq._completion import Completion
+    from uringq._registry import ProviderInfo
+
+__all__ = [
+    "DEFAULT_SQ_ENTRIES",
+    "AsyncFile",
+    "Driver",
+    "deregister",
+    "fsync",
+    "get_driver",
+    "open",
+    "read",
+    "readv",
+    "register",
+    "write",
+    "writev",
+]
+
+DEFAULT_SQ_ENTRIES: Final = 256
+"""Submission queue size of a loop's queue (the CQ is twice that); more requests wait in
+the driver's backlog."""
+
+# What the queue holds as ``user_data``: a future (its result is the completion's int) or,
+# for reads that return bytes, the tuple ``(future, buffer)``.
+_Target: TypeAlias = "asyncio.Future[Any] | tuple[asyncio.Future[bytes], bytearray]"
+
+# Backlog entry kinds.
+_READ: Final = 0
+_WRITE: Final = 1
+_SYNC: Final = 2
+_READV: Final = 3
+_WRITEV: Final = 4
+
+# (kind, fd, offset, buffer(s) or datasync flag, user_data)
+_Pending: TypeAlias = tuple[int, int, int, Any, _Target]
+
+_drivers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, weakref.ref[Driver]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class Driver:
+    """The queue of one event loop and the glue between its completions and futures.
+
+    Get it with :func:`get_driver`; every request method returns an
+    :class:`asyncio.Future` whose result is the completion's result (bytes transferred)
+    and whose exception is the completion's error. fds must be registered with
+    :meth:`register` (:func:`open` does it for its files).
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_backlog",
+        "_call_soon",
+        "_close_hook",
+        "_closing_fds",
+        "_commit",
+        "_create_future",
+        "_fileno",
+        "_flush_scheduled",
+        "_prepare_read",
+        "_prepare_write",
+        "_wait",
+        "closed",
+        "loop",
+        "queue",
+    )
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        provider: str | ProviderInfo | None = None,
+        sq_entries: int = DEFAULT_SQ_ENTRIES,
+        cq_entries: int | None = None,
+    ) -> None:
+        if loop.is_closed():
+            raise RuntimeError("the event loop is closed")
+        self.loop = loop
+        self.queue = queue = IoQueue(sq_entries, cq_entries, provider=provider)
+        self.closed = False
+        # Bound once: the request path makes no attribute lookups it can avoid.
+        self._prepare_read = queue.prepare_read
+        self._prepare_write = queue.prepare_write
+        self._commit = queue.commit
+        self._wait = queue.wait
+        self._create_future = loop.create_future
+        self._call_soon = loop.call_soon
+        self._backlog: deque[_Pending] = deque()
+        self._flush_scheduled = False
+        self._closing_fds: dict[int, bool] = {}  # fd -> os.close() it once deregistered
+        self._fileno = queue.fileno()
+        try:
+            loop.add_reader(self._fileno, self._reap)
+        except BaseException:
+            queue.close(cancel=True)
+            raise
+        self._close_hook = _hook_loop_close(loop, self)
+
+    # -- introspection ----------------------------------------------------------------
+    @property
+    def provider_id(self) -> str:
+        """The provider running the queue (``"io_uring"`` or ``"threadpool"``)."""
+        return self.queue.provider_id
+
+    @property
+    def backlog(self) -> int:
+        """Requests waiting for room in the queue (not yet prepared)."""
+        return len(self._backlog)
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"backlog={len(self._backlog)}"
+        return f"<uringq.aio.Driver provider={self.queue.provider_id!r} {state}>"
+
+    # -- registration -----------------------------------------------------------------
+    def register(self, fd: int | HasFileno) -> None:
+        """Register ``fd`` with the queue (see :meth:`uringq.IoQueue.register`)."""
+        self.queue.register(fd)
+
+    def deregister(self, fd: int | HasFileno, *, close: bool = False) -> None:
+        """Deregister ``fd`` (and ``os.close`` it with ``close=True``).
+
+        If requests still use it (cancelled ones whose completion has not arrived), both
+        happen as soon as the last of them completes; the fd number stays taken until
+        then, so it cannot be reused while the kernel might still act on the old file.
+        """
+        number = _checks.fd(fd)
+        if self.closed:
+            if close:
+                os.close(number)
+            return
+        try:
+            self.queue.deregister(number)
+        except QueueBusy:
+            self._closing_fds[number] = close or self._closing_fds.get(number, False)
+            return
+        if close:
+            os.close(number)
+
+    # -- requests ---------------------------------------------------------------------
+    def read_into(self, fd: int, offset: int, buf: Buffer) -> asyncio.Future[int]:
+        """Read ``len(buf)`` bytes at ``offset`` into ``buf``; the result is bytes read."""
+        fut: asyncio.Future[int] = self._create_future()
+        if self._backlog:
+            self._backlog.append((_READ, fd, offset, buf, fut))
+        else:
+            try:
+                self._prepare_read(fd, offset, buf, fut)
+            except QueueFull:
+                self._backlog.append((_READ, fd, offset, buf, fut))
+            except Exception as exc:
+                fut.set_exception(exc)
+                return fut
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._call_soon(self._flush)
+        return fut
+
+    def read(self, fd: int, size: int, offset: int) -> asyncio.Future[bytes]:
+        """Read up to ``size`` bytes at ``offset``; the result is ``bytes`` (``b""`` at EOF)."""
+        fut: asyncio.Future[bytes] = self._create_future()
+        buf = bytearray(size)
+        target = (fut, buf)
+        if self._backlog:
+            self._backlog.append((_READ, fd, offset, buf, target))
+        else:
+            try:
+                self._prepare_read(fd, offset, buf, target)
+            except QueueFull:
+                self._backlog.append((_READ, fd, offset, buf, target))
+            except Exception as exc:
+                fut.set_exception(exc)
+                return fut
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._call_soon(self._flush)
+        return fut
+
+    def write(self, fd: int, offset: int, data: Buffer) -> asyncio.Future[int]:
+        """Write ``data`` at ``offset``; the result is bytes written."""
+        fut: asyncio.Future[int] = self._create_future()
+        if self._backlog:
+            self._backlog.append((_WRITE, fd, offset, data, fut))
+        else:
+            try:
+                self._prepare_write(fd, offset, data, fut)
+            except QueueFull:
+                self._backlog.append((_WRITE, fd, offset, data, fut))
+            except Exception as exc:
+                fut.set_exception(exc)
+                return fut
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._call_soon(self._flush)
+        return fut
+
+    def fsync(self, fd: int, *, datasync: bool = False) -> asyncio.Future[int]:
+        """``fsync`` (``fdatasync`` with ``datasync=True``) ``fd``; the result is 0."""
+        return self._submit((_SYNC, fd, 0, bool(datasync), self._create_future()))
+
+    def readv(self, fd: int, offset: int, bufs: Sequence[Buffer]) -> asyncio.Future[int]:
+        """Scatter read into ``bufs`` from ``offset``; the result is bytes read."""
+        return self._submit((_READV, fd, offset, bufs, self._create_future()))
+
+    def writev(self, fd: int, offset: int, bufs: Sequence[Buffer]) -> asyncio.Future[int]:
+        """Gather write of ``bufs`` at ``offset``; the result is bytes written."""
+        return self._submit((_WRITEV, fd, offset, bufs, self._create_future()))
+
+    def _submit(self, request: _Pending) -> asyncio.Future[Any]:
+        """The general (not hot) request path: prepare now or join the backlog."""
+        target = request[4]
+        fut = target[0] if isinstance(target, tuple) else target
+        if self._backlog or not self._prepare(request):
+            self._backlog.append(request)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._call_soon(self._flush)
+        return fut
+
+    def _prepare(self, request: _Pending) -> bool:
+        """Prepare one request; False if the queue is full. Other errors go to its future."""
+        kind, fd, offset, arg, target = request
+        fut = target[0] if isinstance(target, tuple) else target
+        queue = self.queue
+        try:
+            if kind == _READ:
+                queue.prepare_read(fd, offset, arg, target)
+            elif kind == _WRITE:
+                queue.prepare_write(fd, offset, arg, target)
+            elif kind == _SYNC:
+                queue.prepare_sync(fd, target, datasync=arg)
+            elif kind == _READV:
+                queue.prepare_readv(fd, offset, arg, target)
+            else:
+                queue.prepare_writev(fd, offset, arg, target)
+        except QueueFull:
+            return False
+        except Exception as exc:
+            if not fut.done():
+                fut.set_exception(exc)
+            return True
+        return True
+
+    # -- the loop's side --------------------------------------------------------------
+    def _flush(self) -> None:
+        """Once per loop iteration: commit what was prepared, settle what completed.
+
+        When it settles futures it schedules itself again: the ``call_soon`` lands behind
+        the wake-ups of the tasks it just resumed, so the requests those tasks make in the
+        next iteration are committed in that same iteration (one selector call per round
+        instead of two).
+        """
+        self._flush_scheduled = False
+        if self.closed:
+            return
+        try:
+            self._commit()
+        except QueueEmpty:  # nothing new: the tasks woken last time went elsewhere
+            self._reap()
+            return
+        if self._reap() and not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._call_soon(self._flush)
+
+    def _reap(self) -> int:
+        """Settle the futures of every ready completion (also the reader callback).
+
+        Returns how many completions it took.
+        """
+        if self.closed:
+            return 0
+        try:
+            done = self._wait(0, None, 0)
+        except Interrupted as exc:  # nobody calls wakeup() on this queue, but be safe
+            done = exc.completions
+        except QueueClosed:  # closed behind the driver's back
+            self.close()
+            return 0
+        if done:
+            self._settle(done)
+        if self._backlog:
+            self._refill()
+        if self._closing_fds:
+            self._retry_deregister()
+        return len(done)
+
+    def _settle(self, done: list[Completion]) -> None:
+        for completion in done:
+            target = completion.user_data
+            if type(target) is tuple:
+                fut, buf = target
+                if not fut.done():  # else cancelled: the buffer was pinned until now
+                    error = completion.error
+                    if error is None:
+                        n = completion.result
+                        fut.set_result(bytes(buf) if n == len(buf) else bytes(buf[:n]))
+                    else:
+                        fut.set_exception(error)
+            else:
+                if target.done():
+                    continue
+                error = completion.error
+                if error is None:
+                    target.set_result(completion.result)
+                else:
+                    target.set_exception(error)
+
+    def _refill(self) -> None:
+        """Move backlog requests into the queue while it has room; schedule their commit."""
+        backlog = self._backlog
+        prepare = self._prepare
+        moved = False
+        while backlog:
+            request = backlog[0]
+            target = request[4]
+            fut = target[0] if isinstance(target, tuple) else target
+            if fut.done():  # cancelled before it reached the queue: nothing to release
+                backlog.popleft()
+                continue
+            if not prepare(request):
+                break
+            backlog.popleft()
+            moved = True
+        if moved and not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._call_soon(self._flush)
+
+    def _retry_deregister(self) -> None:
+        for fd, close in list(self._closing_fds.items()):
+            try:
+                self.queue.deregister(fd)
+            except QueueBusy:
+                continue
+            except Exception:  # deregistered meanwhile, or the queue is gone
+                pass
+            del self._closing_fds[fd]
+            if close:
+                os.close(fd)
+
+    # -- life cycle -------------------------------------------------------------------
+    def close(self, *, timeout: float = 1.0) -> None:
+        """Close the driver and its queue; closing a closed driver does nothing.
+
+        Requests still in the backlog never started: their futures are cancelled.
+        Requests in the queue get up to ``timeout`` seconds (the loop blocks meanwhile)
+        to complete, and their futures are settled as usual. Then the queue is closed
+        with ``cancel=True``: the kernel cancels whatever is left and releases every
+        buffer before the queue is freed; the futures of those leftovers are never
+        settled. File requests complete long before the timeout; only requests that wait
+        for another party (a read on an empty pipe) can be left over.
+
+        Closing the loop calls this with ``timeout=0`` (nobody can await any more).
+        Requests made after ``close()`` fail with :class:`~uringq.QueueClosed`.
+        """
+        if self.closed:
+            return
+        loop = self.loop
+        loop_open = not loop.is_closed()
+        self.closed = True  # from here on: no reader callbacks, no flushes, no refills
+        ref = _drivers.get(loop)
+        if ref is not None and ref() is self:
+            del _drivers[loop]
+        _unhook_loop_close(loop, self._close_hook)
+        backlog = list(self._backlog)
+        self._backlog.clear()
+        try:
+            if loop_open:
+                with contextlib.suppress(Exception):  # the selector may already be gone
+                    loop.remove_reader(self._fileno)
+                self._drain(timeout)
+        finally:
+            try:
+                self.queue.close(cancel=True)
+            finally:
+                for request in backlog:
+                    target = request[4]
+                    fut = target[0] if isinstance(target, tuple) else target
+                    if loop_open and not fut.done():
+                        fut.cancel()
+                closing, self._closing_fds = self._closing_fds, {}
+                for fd, close_fd in closing.items():
+                    if close_fd:
+                        with contextlib.suppress(OSError):
+                            os.close(fd)
+
+    def _drain(self, timeout: float) -> None:
+        """Settle what completes within ``timeout`` seconds (the queue stays open)."""
+        queue = self.queue
+        deadline = time.monotonic() + timeout
+        try:
+            if timeout > 0:
+                with contextlib.suppress(QueueEmpty):
+                    self._commit()
+            done = self._wait(0, None, 0)
+            while True:
+                self._settle(done)
+                if not queue.in_flight:
+                    return
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                done = self._wait(1, None, remaining)
+        except Interrupted as exc:
+            self._settle(exc.completions)
+        except QueueClosed as exc:  # closed behind the driver's back
+            self._settle(exc.completions)
+
+
+def _hook_loop_close(loop: asyncio.AbstractEventLoop, driver: Driver) -> Callable[[], None] | None:
+    """Wrap ``loop.close`` so that closing the loop closes ``driver`` first.
+
+    Returns the wrapper, or None for a loop whose attributes cannot be set: there the
+    queue is closed (``cancel=True``) when the loop and its driver are collected.
+    """
+    original = loop.close
+    ref = weakref.ref(driver)
+
+    def close() -> None:
+        live = ref()
+        if live is not None:
+            live.close(timeout=0)
+        original()
+
+    try:
+        setattr(loop, "close", close)  # noqa: B010 - an instance attribute, on purpose
+    except (AttributeError, TypeError):
+        return None
+    return close
+
+
+def _unhook_loop_close(loop: asyncio.AbstractEventLoop, hook: Callable[[], None] | None) -> None:
+    """Remove our ``close`` wrapper if it is still the outermost one."""
+    if hook is None:
+        return
+    try:
+        if vars(loop).get("close") is hook:
+            delattr(loop, "close")
+    except TypeError:  # no __dict__
+        pass
+
+
+def get_driver(
+    loop: asyncio.AbstractEventLoop | None = None,
+    *,
+    provider: str | ProviderInfo | None = None,
+    sq_entries: int = DEFAULT_SQ_ENTRIES,
+    cq_entries: int | None = None,
+) -> Driver:
+    """The driver of ``loop`` (default: the running loop), created on first use.
+
+    ``provider``, ``sq_entries`` and ``cq_entries`` apply when the driver is created; a
+    ``provider`` that differs from the existing driver's raises ``ValueError`` (one queue
+    per loop: close the driver first to switch).
+    """
+    if loop is None:
+        loop = asyncio.get_running_loop()
+    ref = _drivers.get(loop)
+    driver = ref() if ref is not None else None
+    if driver is not None and not driver.closed:
+        if provider is not None:
+            wanted = provider if isinstance(provider, str) else provider.id
+            if wanted != driver.provider_id:
+                raise ValueError(
+                    f"this event loop's driver runs provider {driver.provider_id!r}, not "
+                    f"{wanted!r}; close it (get_driver().close()) before switching"
+                )
+        return driver
+    driver = Driver(loop, provider=provider, sq_entries=sq_entries, cq_entries=cq_entries)
+    _drivers[loop] = weakref.ref(driver)
+    return driver
+
+
+# -- module-level requests on registered fds ----------------------------------------------
+def register(fd: int | HasFileno) -> None:
+    """Register ``fd`` with the running loop's queue (needed by :func:`read` etc.)."""
+    get_driver().register(fd)
+
+
+def deregister(fd: int | HasFileno, *, close: bool = False) -> None:
+    """Deregister ``fd`` from the running loop's queue; see :meth:`Driver.deregister`."""
+    get_driver().deregister(fd, close=close)
+
+
+def read(fd: int, offset: int, buf: Buffer) -> asyncio.Future[int]:
+    """Read into ``buf`` at ``offset`` from the registered ``fd``; resolves to bytes read."""
+    return get_driver().read_into(fd, offset, buf)
+
+
+def write(fd: int, offset: int, data: Buffer) -> asyncio.Future[int]:
+    """Write ``data`` at ``offset`` to the registered ``fd``; resolves to bytes written."""
+    return get_driver().write(fd, offset, data)
+
+
+def readv(fd: int, offset: int, bufs: Sequence[Buffer]) -> asyncio.Future[int]:
+    """Scatter read at ``offset`` from the registered ``fd``; resolves to bytes read."""
+    return get_driver().readv(fd, offset, bufs)
+
+
+def writev(fd: int, offset: int, bufs: Sequence[Buffer]) -> asyncio.Future[int]:
+    """Gather write at ``offset`` to the registered ``fd``; resolves to bytes written."""
+    return get_driver().writev(fd, offset, bufs)
+
+
+def fsync(fd: int, *, datasync: bool = False) -> asyncio.Future[int]:
+    """``fsync`` the registered ``fd`` (``fdatasync`` with ``datasync=True``)."""
+    return get_driver().fsync(fd, datasync=datasync)
+
+
+# -- files ------------------------------------------------------------------------------
+class AsyncFile:
+    """A file opened by :func:`open`, registered with its loop's queue.
+
+    Every operation is positional (``offset`` is required); there is no file position.
+    Methods return futures: ``await f.read(n, offset)``.
+    """
+
+    __slots__ = ("_driver", "_fd", "mode", "name")
+
+    def __init__(self, driver: Driver, fd: int, name: Any, mode: str) -> None:
+        self._driver = driver
+        self._fd = fd
+        self.name = name
+        self.mode = mode
+
+    @property
+    def closed(self) -> bool:
+        return self._fd < 0
+
+    @property
+    def driver(self) -> Driver:
+        """The driver (and so the loop and queue) this file belongs to."""
+        return self._driver
+
+    def fileno(self) -> int:
+        if self._fd < 0:
+            raise ValueError("I/O operation on closed file")
+        return self._fd
+
+    def read(self, size: int, offset: int) -> asyncio.Future[bytes]:
+        """Read up to ``size`` bytes at ``offset``: ``bytes``, short at EOF, ``b""`` past it."""
+        fd = self._fd
+        if fd < 0:
+            return _failed(self._driver, ValueError("I/O operation on closed file"))
+        return self._driver.read(fd, size, offset)
+
+    def read_into(self, buf: Buffer, offset: int) -> asyncio.Future[int]:
+        """Read into ``buf`` at ``offset``; resolves to the number of bytes read."""
+        fd = self._fd
+        if fd < 0:
+            return _failed(self._driver, ValueError("I/O operation on closed file"))
+        return self._driver.read_into(fd, offset, buf)
+
+    def readv(self, bufs: Sequence[Buffer], offset: int) -> asyncio.Future[int]:
+        """Scatter read into ``bufs`` at ``offset``; resolves to the number of bytes read."""
+        fd = self._fd
+        if fd < 0:
+            return _failed(self._driver, ValueError("I/O operation on closed file"))
+        return self._driver.readv(fd, offset, bufs)
+
+    def write(self, data: Buffer, offset: int) -> asyncio.Future[int]:
+        """Write ``data`` at ``offset``; resolves to the number of bytes written.
+
+        As with ``os.pwrite``, a write may be short (a full disk, a file size limit).
+        In append mode the kernel writes at the end of the file whatever ``offset`` says.
+        """
+        fd = self._fd
+        if fd < 0:
+            return _failed(self._driver, ValueError("I/O operation on closed file"))
+        return self._driver.write(fd, offset, data)
+
+    def writev(self, bufs: Sequence[Buffer], offset: int) -> asyncio.Future[int]:
+        """Gather write of ``bufs`` at ``offset``; resolves to the number of bytes written."""
+        fd = self._fd
+        if fd < 0:
+            return _failed(self._driver, ValueError("I/O operation on closed file"))
+        return self._driver.writev(fd, offset, bufs)
+
+    async def fsync(self, *, datasync: bool = False) -> None:
+        """Flush the file to stable storage (``fdatasync`` with ``datasync=True``)."""
+        fd = self._fd
+        if fd < 0:
+            raise ValueError("I/O operation on closed file")
+        await self._driver.fsync(fd, datasync=datasync)
+
+    def close(self) -> None:
+        """Close the file. Closing twice does nothing.
+
+        Requests still in flight (e.g. cancelled ones) keep the fd number reserved until
+        they complete; the fd is closed then.
+        """
+        fd = self._fd
+        if fd < 0:
+            return
+        self._fd = -1
+        self._driver.deregister(fd, close=True)
+
+    async def aclose(self) -> None:
+        """Close the file (an awaitable form of :meth:`close`)."""
+        self.close()
+
+    async def __aenter__(self) -> AsyncFile:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", -1) >= 0:
+            warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=2)
+            with contextlib.suppress(Exception):  # best effort at collection time
+                self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._fd < 0 else f"fd={self._fd}"
+        return f"<uringq.aio.AsyncFile name={self.name!r} mode={self.mode!r} {state}>"
+
+
+def _failed(driver: Driver, exc: BaseException) -> asyncio.Future[Any]:
+    fut: asyncio.Future[Any] = driver.loop.create_future()
+    fut.set_exception(exc)
+    return fut
+
+
+def _mode_flags(mode: str) -> int:
+    """``os.open`` flags for a binary ``open()`` mode (``"rb"``, ``"r+b"``, ``"wb"`` ...)."""
+    if not isinstance(mode, str):
+        raise TypeError(f"mode must be str, not {type(mode).__name__}")
+    chars = set(mode)
+    kinds = chars & set("rwax")
+    if len(kinds) != 1 or len(chars) != len(mode) or not chars <= set("rwax+b"):
+        if "t" in chars:
+            raise ValueError("uringq.aio.open() is binary only: text mode is not supported")
+        raise ValueError(f"invalid mode: {mode!r}")
+    kind = kinds.pop()
+    update = "+" in chars
+    access = os.O_RDWR if update else (os.O_RDONLY if kind == "r" else os.O_WRONLY)
+    extra = {
+        "r": 0,
+        "w": os.O_CREAT | os.O_TRUNC,
+        "a": os.O_CREAT | os.O_APPEND,
+        "x": os.O_CREAT | os.O_EXCL,
+    }[kind]
+    return access | extra | os.O_CLOEXEC
+
+
+class _Opener:
+    """What :func:`open` returns: awaitable, and an async context manager."""
+
+    __slots__ = ("_file", "_flags", "_mode", "_path", "_perms", "_provider")
+
+    def __init__(
+        self,
+        path: str | bytes | os.PathLike[str] | os.PathLike[bytes],
+        mode: str,
+        flags: int,
+        perms: int,
+        provider: str | ProviderInfo | None,
+    ) -> None:
+        self._path = path
+        self._mode = mode
+        self._flags = flags
+        self._perms = perms
+        self._provider = provider
+        self._file: AsyncFile | None = None
+
+    async def _open(self) -> AsyncFile:
+        driver = get_driver(provider=self._provider)
+        fd = os.open(self._path, self._flags, self._perms)
+        try:
+            driver.register(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        return AsyncFile(driver, fd, self._path, self._mode)
+
+    def __await__(self) -> Generator[Any, None, AsyncFile]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> AsyncFile:
+        self._file = await self._open()
+        return self._file
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+def open(  # mirrors the builtin, like aiofiles.open
+    path: str | bytes | os.PathLike[str] | os.PathLike[bytes],
+    mode: str = "rb",
+    *,
+    direct: bool = False,
+    perms: int = 0o666,
+    provider: str | ProviderInfo | None = None,
+) -> _Opener:
+    """Open ``path`` for positional asynchronous I/O on the running loop's queue.
+
+    ``async with uringq.aio.open(path, "rb") as f:`` or ``f = await uringq.aio.open(...)``
+    (then ``f.close()``). Modes are those of the builtin ``open`` in binary form (``"b"``
+    is implied): ``r``, ``w``, ``a``, ``x``, each optionally with ``+``. ``direct=True``
+    adds ``O_DIRECT`` (buffers, offsets and sizes must then be aligned, see
+    :func:`uringq.aligned_buffer`). ``perms`` is the mode of a created file (before the
+    umask). ``provider`` applies if this creates the loop's driver.
+
+    The file is opened with ``os.open`` (a local open does not block for long); a failure
+    raises the builtin :class:`OSError` subclass, e.g. :class:`FileNotFoundError`.
+    """
+    flags = _mode_flags(mode)
+    if direct:
+        flags |= os.O_DIRECT
+    return _Opener(path, mode, flags, perms, provider)
