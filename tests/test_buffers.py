@@ -40,6 +40,15 @@ def test_read_target_cannot_be_resized_while_in_flight(queue, rfd):
     assert len(buf) == SIZE
 
 
+def test_read_target_cannot_be_resized_once_prepared(queue, rfd):
+    """The address is in the request from prepare on: resizing before commit would leave
+    the kernel a dangling pointer."""
+    buf = bytearray(SIZE)
+    queue.prepare_read(rfd, 0, buf, "r")
+    with pytest.raises(BufferError):
+        buf.extend(b"more")
+
+
 @pytest.mark.timeout(20)
 def test_write_source_cannot_be_resized_while_in_flight(queue, wfd):
     buf = bytearray(pattern(0, SIZE))

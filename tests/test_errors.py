@@ -10,6 +10,7 @@ import os
 import pytest
 import uringq
 from helpers.odirect import open_direct
+from helpers.patterns import pattern
 from helpers.queueing import BLOCK, assert_rejected_before_queuing, collect
 
 # --- errors the kernel reports: completion errors with errno ----------------------------
@@ -206,6 +207,30 @@ def test_negative_offset_raises_ValueError_and_queues_nothing(queue, rfd, call):
         call(queue, rfd)
     assert not isinstance(info.value, OverflowError)
     assert (queue.prepared, queue.in_flight) == (0, 0)
+
+
+@pytest.mark.parametrize("offset", [2**63, 2**64, 10**30])
+def test_offset_too_large_for_the_kernel_raises_ValueError_not_OverflowError(queue, rfd, offset):
+    with pytest.raises(ValueError) as info:
+        queue.prepare_read(rfd, offset, bytearray(8))
+    assert not isinstance(info.value, OverflowError)
+    assert queue.prepared == 0
+
+
+@pytest.mark.timeout(20)
+def test_readv_with_more_parts_than_the_kernel_takes_completes_without_raising(queue, rfd):
+    """IOV_MAX is 1024: the kernel refuses more parts with EINVAL. That is the kernel's
+    decision, so it comes back on the completion (or the provider splits the request and
+    reads everything); prepare never raises for it."""
+    parts = [bytearray(4) for _ in range(1100)]
+    queue.prepare_readv(rfd, 0, parts, "many")
+    queue.commit()
+    (c,) = collect(queue, 1)
+    if c.error is not None:
+        assert (c.error.errno, c.result) == (errno.EINVAL, 0)
+    else:
+        assert c.result == 4400
+        assert b"".join(parts) == pattern(0, 4400)
 
 
 @pytest.mark.parametrize(

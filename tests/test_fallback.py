@@ -30,6 +30,7 @@ def record(key, fn):
         report[key] = fn()
     except BaseException as e:
         report[key] = {"raised": type(e).__name__, "message": str(e),
+                       "is_oserror": isinstance(e, OSError), "errno": getattr(e, "errno", None),
                        "traceback": traceback.format_exc()}
 
 from helpers.seccomp import block_io_uring, io_uring_setup_errno
@@ -188,6 +189,7 @@ def test_reason_names_ENOSYS(enosys):
 def test_forcing_io_uring_by_argument_raises_ProviderUnavailable_with_the_reason(eperm):
     outcome = eperm["forced_argument"]
     assert outcome["raised"] == "ProviderUnavailable", outcome
+    assert outcome["is_oserror"] and isinstance(outcome["errno"], int) and outcome["errno"] > 0
     assert eperm["io_uring_info"]["reason"] in outcome["message"]
 
 

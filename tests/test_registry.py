@@ -316,6 +316,7 @@ def test_forcing_an_unavailable_registered_provider_raises_ProviderUnavailable_w
                 uringq.IoQueue(provider=choice)
             except uringq.ProviderUnavailable as e:
                 assert ToyOffProvider.REASON in str(e), str(e)
+                assert isinstance(e, OSError) and isinstance(e.errno, int) and e.errno > 0
             else:
                 raise AssertionError("no ProviderUnavailable")
         assert ToyProvider.constructed == []

@@ -158,3 +158,22 @@ def test_a_blocked_wait_does_not_block_prepare_and_commit_in_other_threads(make_
     t.join(10)
     assert [c.user_data for c in result] == ["from another thread"]
     assert buf == pattern(4096, 64)
+
+
+@pytest.mark.timeout(30)
+def test_a_blocked_wait_releases_the_gil(queue):
+    """Another Python thread keeps running at full speed while a thread sits in wait."""
+
+    def count_for(seconds: float) -> int:
+        n, end = 0, time.monotonic() + seconds
+        while time.monotonic() < end:
+            n += 1
+        return n
+
+    alone = count_for(0.3)
+    waiter = threading.Thread(target=lambda: queue.wait(1, None, 1.0))
+    waiter.start()
+    time.sleep(0.05)
+    beside_wait = count_for(0.3)
+    waiter.join(10)
+    assert beside_wait > alone * 0.5, (alone, beside_wait)

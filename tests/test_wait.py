@@ -139,6 +139,15 @@ def test_wait_without_timeout_blocks_until_the_request_completes(queue, pending_
     assert pending_read.buf[: c.result] == b"released"
 
 
+@pytest.mark.timeout(20)
+def test_wait_with_timeout_returns_promptly_when_the_request_completes(queue, pending_read):
+    later(0.2, pending_read.release)
+    start = time.monotonic()
+    (c,) = queue.wait(1, None, 10)
+    assert 0.15 <= time.monotonic() - start < 1.5
+    assert c.user_data == "pending"
+
+
 # --- wakeup ---------------------------------------------------------------------------------
 
 
