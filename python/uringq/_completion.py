@@ -69,3 +69,9 @@ if TYPE_CHECKING or NATIVE_IMPORT_ERROR is None:
     from uringq._native import Completion
 else:
     Completion = PyCompletion
+    # The public name, so that reprs, docs and pickles say uringq.Completion.
+    Completion.__module__, Completion.__name__, Completion.__qualname__ = (
+        "uringq",
+        "Completion",
+        "Completion",
+    )

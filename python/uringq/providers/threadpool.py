@@ -101,7 +101,6 @@ class _Shared:
         "nowait_off",
         "ready",
         "released",
-        "signaled",
         "users",
         "workers",
     )
@@ -114,7 +113,6 @@ class _Shared:
         self.ready: deque[Done] = deque()
         self.jobs: SimpleQueue[Request | None] = SimpleQueue()
         self.efd = efd
-        self.signaled = False  # efd written and not yet reset by a waiter
         self.dispatched = 0  # jobs handed to workers and not finished
         self.busy: dict[int, int] = {}  # fd -> requests in workers or batch calls using it
         self.users = 0  # threads inside wait() or read_many()/write_many()
@@ -128,22 +126,22 @@ class _Shared:
         self.max_workers = max_workers
 
     def signal(self) -> None:
-        """Make the eventfd readable. Callers append to ``ready`` (or set a flag) first."""
-        if not self.signaled:
-            try:  # noqa: SIM105 - per-batch path: no contextlib overhead
-                os.eventfd_write(self.efd, 1)
-            except BlockingIOError:  # counter saturated: it is readable anyway
-                pass
-            self.signaled = True
+        """Make the eventfd readable. Callers append to ``ready`` (or set a flag) first.
+
+        Every signal writes and every reset reads: a "written already" flag would be set
+        apart from the write (both drop the GIL) and could go stale, losing a wakeup.
+        """
+        try:  # noqa: SIM105 - hot path: no contextlib overhead
+            os.eventfd_write(self.efd, 1)
+        except BlockingIOError:  # counter saturated: it is readable anyway
+            pass
 
     def reset(self) -> None:
         """Drain the eventfd; callers look at ``ready`` and the flags afterwards."""
-        if self.signaled:
-            self.signaled = False
-            try:  # noqa: SIM105 - per-batch path: no contextlib overhead
-                os.eventfd_read(self.efd)
-            except BlockingIOError:  # nothing written since the last reset
-                pass
+        try:  # noqa: SIM105 - hot path: no contextlib overhead
+            os.eventfd_read(self.efd)
+        except BlockingIOError:  # nothing written since the last reset
+            pass
 
     def dispatch(self, jobs: list[Request]) -> None:
         """Hand ``jobs`` to the workers (lock held), starting them on first use."""
