@@ -45,6 +45,12 @@ def expected_results(data: bytes, offsets, size: int) -> list[int]:
     return [max(0, min(size, len(data) - off)) for off in offsets]
 
 
+def mmap_with(data: bytes) -> mmap.mmap:
+    m = mmap.mmap(-1, len(data))
+    m.write(data)
+    return m
+
+
 def check_read(out, data: bytes, offsets, size: int) -> None:
     view = memoryview(out).cast("B")
     for i, off in enumerate(offsets):
@@ -54,7 +60,7 @@ def check_read(out, data: bytes, offsets, size: int) -> None:
 
 # -- correctness ----------------------------------------------------------------------------
 def test_read_many_matches_os_pread_at_random_offsets(queue, rfile):
-    fd, data = rfile
+    fd, _ = rfile
     rng = random.Random(1)
     offsets = [rng.randrange(FILE_SIZE - BLOCK) for _ in range(2000)]  # unaligned too
     out = bytearray(len(offsets) * BLOCK)
@@ -245,19 +251,13 @@ def test_write_many_accepts_any_sequence_of_offsets(queue, wfd, make_offsets):
 
 @pytest.mark.parametrize(
     "make_data",
-    [bytes, bytearray, memoryview, lambda b: array("B", b), lambda b: mmap_with(b)],
+    [bytes, bytearray, memoryview, lambda b: array("B", b), mmap_with],
     ids=["bytes", "bytearray", "memoryview", "array", "mmap"],
 )
 def test_write_many_accepts_any_buffer(queue, wfd, make_data):
     data = bytes(range(200))
     assert list(queue.write_many(wfd, [100, 0], 100, make_data(data))) == [100, 100]
     assert os.pread(wfd, 200, 0) == data[100:] + data[:100]
-
-
-def mmap_with(data: bytes) -> mmap.mmap:
-    m = mmap.mmap(-1, len(data))
-    m.write(data)
-    return m
 
 
 def test_write_many_then_read_many_round_trip(queue, wfd):
@@ -291,9 +291,7 @@ def test_read_many_on_an_unregistered_fd_raises_handle_not_registered(queue, ran
         queue.read_many(fd, [0], 8, bytearray(8))
 
 
-def test_write_many_on_an_unregistered_fd_raises_handle_not_registered(
-    queue, empty_file, open_fd
-):
+def test_write_many_on_an_unregistered_fd_raises_handle_not_registered(queue, empty_file, open_fd):
     fd = open_fd(empty_file, os.O_RDWR)
     with pytest.raises(uringq.HandleNotRegistered):
         queue.write_many(fd, [0], 8, bytes(8))
