@@ -5,6 +5,7 @@
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PySequence};
+use pyo3::{PyTraverseError, PyVisit};
 
 use super::args;
 use super::buffer::{Access, RawBuffer};
@@ -99,13 +100,8 @@ impl NativeQueue {
         let seq = bufs
             .cast::<PySequence>()
             .map_err(|_| PyTypeError::new_err("bufs must be a sequence of bytes-like objects"))?;
+        // More than IOV_MAX parts is the kernel's call: it completes with EINVAL.
         let count = seq.len()?;
-        if count > libc::UIO_MAXIOV as usize {
-            return Err(PyValueError::new_err(format!(
-                "at most {} buffers per request, got {count}",
-                libc::UIO_MAXIOV
-            )));
-        }
         let mut buffers = Vec::with_capacity(count);
         for item in seq.try_iter()? {
             buffers.push(RawBuffer::get(&item?, access)?);
@@ -453,6 +449,24 @@ impl NativeQueue {
             .map_err(|e| to_pyerr(py, e))?;
         drop(payloads);
         Ok(())
+    }
+
+    /// The queue holds each request's `user_data` until its completion is returned, so
+    /// a `user_data` that refers back to the queue forms a cycle the GC must see.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        let mut result = Ok(());
+        self.core.try_for_each_payload(|pin| {
+            if result.is_ok() {
+                result = visit.call(&pin.user_data);
+            }
+        });
+        result
+    }
+
+    /// Breaking a cycle: cancel and drain like `close(cancel=True)` (the kernel releases
+    /// every buffer first), then drop the payloads.
+    fn __clear__(&self) {
+        drop(self.core.close(true));
     }
 
     fn __repr__(&self) -> String {

@@ -143,6 +143,11 @@ impl<T> Slab<T> {
         self.len
     }
 
+    /// Visits every entry.
+    pub fn for_each(&self, f: impl FnMut(&Entry<T>)) {
+        self.slots.iter().flatten().for_each(f);
+    }
+
     /// Removes and yields every entry.
     pub fn drain(&mut self) -> impl Iterator<Item = Entry<T>> + '_ {
         self.free.clear();

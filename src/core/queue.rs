@@ -185,6 +185,18 @@ impl<T> Queue<T> {
         Ok(self.state.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// Calls `f` on every payload the queue holds (prepared, in the kernel, or ready),
+    /// for a garbage collector's traversal. Skips (returns false) if the queue is busy in
+    /// another thread rather than block.
+    pub fn try_for_each_payload(&self, mut f: impl FnMut(&T)) -> bool {
+        let Ok(st) = self.state.try_lock() else {
+            return false;
+        };
+        st.ops.for_each(|entry| f(&entry.payload));
+        st.ready.iter().for_each(|done| f(&done.payload));
+        true
+    }
+
     pub fn is_closed(&self) -> bool {
         self.state
             .lock()
