@@ -344,6 +344,8 @@ class _Batch:
                     results[i] = call(dup, (view[start : start + size],), offsets[i])
                 except OSError as exc:
                     results[i] = -(exc.errno or errno.EIO)
+                except Exception:  # e.g. MemoryError: report it, never kill the worker
+                    results[i] = -errno.EIO
         finally:
             with self.lock:
                 self.remaining -= 1
