@@ -341,20 +341,30 @@ def test_write_many_rejects_data_that_is_too_small(queue, wfd):
     assert os.fstat(wfd).st_size == 0
 
 
-@pytest.mark.timeout(20)
-def test_queue_releases_user_data_once_its_completion_is_returned(queue, rfd):
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("op", ["read", "write", "sync"])
+def test_queue_releases_user_data_once_its_completion_is_returned(queue, wfd, op):
     class Marker:
         pass
 
-    marker = Marker()
-    watch = weakref.ref(marker)
-    queue.prepare_read(rfd, 0, bytearray(8), marker)
-    queue.commit()
-    del marker
-    gc.collect()
-    assert watch() is not None, "the queue must keep user_data alive until it is returned"
-    (c,) = collect(queue, 1)
-    assert c.user_data is watch()
-    del c
-    gc.collect()
-    assert watch() is None, "user_data leaked after its completion was returned"
+    alive_after_return = 0
+    for i in range(100):
+        marker = Marker()
+        watch = weakref.ref(marker)
+        if op == "read":
+            queue.prepare_read(wfd, 0, bytearray(64), marker)
+        elif op == "write":
+            queue.prepare_write(wfd, 0, b"data", marker)
+        else:
+            queue.prepare_sync(wfd, marker, datasync=True)
+        queue.commit()
+        del marker
+        if i == 0:
+            gc.collect()
+            assert watch() is not None, "the queue must keep user_data alive until returned"
+        (c,) = collect(queue, 1)
+        assert c.user_data is watch()
+        del c
+        if watch() is not None:
+            alive_after_return += 1
+    assert alive_after_return == 0, f"user_data still referenced in {alive_after_return}/100"
