@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_CQ_ENTRIES",
+    "MAX_FD",
     "MAX_OFFSET",
     "MAX_SQ_ENTRIES",
     "HasFileno",
@@ -44,7 +45,7 @@ __all__ = [
 MAX_SQ_ENTRIES = 32768
 MAX_CQ_ENTRIES = 65536
 MAX_OFFSET = 2**63 - 1
-_MAX_FD = 2**31 - 1
+MAX_FD = 2**31 - 1
 
 
 class HasFileno(Protocol):
@@ -107,8 +108,8 @@ def fd(obj: int | HasFileno) -> int:
             raise TypeError(f"fileno() returned {type(number).__name__}, not int")
     else:
         raise TypeError(f"fd must be an int or have a fileno() method, not {type(obj).__name__}")
-    if not 0 <= number <= _MAX_FD:
-        raise ValueError(f"fd must be in 0..{_MAX_FD}, got {number}")
+    if not 0 <= number <= MAX_FD:
+        raise ValueError(f"fd must be in 0..{MAX_FD}, got {number}")
     return number
 
 

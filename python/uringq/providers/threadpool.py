@@ -75,6 +75,7 @@ _offset = _checks.offset
 _read_target = _checks.read_target
 _write_source = _checks.write_source
 _MAX_OFFSET = _checks.MAX_OFFSET
+_MAX_FD = _checks.MAX_FD
 
 
 def _os_error(code: int | None) -> OSError:
@@ -511,7 +512,7 @@ class ThreadPoolQueue:
         self, fd: int | HasFileno, offset: int, buf: Buffer, user_data: Any = None
     ) -> None:
         """Queue a read of ``len(buf)`` bytes at ``offset`` into ``buf``."""
-        if type(fd) is not int:
+        if type(fd) is not int or not 0 <= fd <= _MAX_FD:
             fd = _fd(fd)
         if type(offset) is not int or not 0 <= offset <= _MAX_OFFSET:
             offset = _offset(offset)
@@ -538,7 +539,7 @@ class ThreadPoolQueue:
         self, fd: int | HasFileno, offset: int, buf: Buffer, user_data: Any = None
     ) -> None:
         """Queue a write of ``buf`` at ``offset``."""
-        if type(fd) is not int:
+        if type(fd) is not int or not 0 <= fd <= _MAX_FD:
             fd = _fd(fd)
         if type(offset) is not int or not 0 <= offset <= _MAX_OFFSET:
             offset = _offset(offset)
