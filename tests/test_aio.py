@@ -548,6 +548,27 @@ def test_closing_a_file_with_a_cancelled_read_in_flight_waits_for_it(run, tmp_pa
         os.close(keep_writer)
 
 
+def test_closing_a_file_right_after_its_reads_closes_the_fd_promptly(run, data):
+    path, _ = data
+
+    async def main() -> None:
+        for _ in range(20):
+            f = await aio.open(path)
+            fd = f.fileno()
+            await asyncio.gather(*(f.read(BLOCK, i * BLOCK) for i in range(128)))
+            f.close()
+            for _ in range(100):  # 1 s
+                try:
+                    os.fstat(fd)
+                except OSError:
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                raise AssertionError(f"fd {fd} still open 1 s after close()")
+
+    run(main)
+
+
 # -- one queue per loop; loop close --------------------------------------------------------
 def test_one_driver_per_loop(loop_factory, provider):
     async def main() -> aio.Driver:

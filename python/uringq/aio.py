@@ -126,6 +126,7 @@ class Driver:
         "_flush_scheduled",
         "_prepare_read",
         "_prepare_write",
+        "_retry_handle",
         "_wait",
         "closed",
         "loop",
@@ -155,6 +156,7 @@ class Driver:
         self._backlog: deque[_Pending] = deque()
         self._flush_scheduled = False
         self._closing_fds: dict[int, bool] = {}  # fd -> os.close() it once deregistered
+        self._retry_handle: asyncio.TimerHandle | None = None
         self._fileno = queue.fileno()
         try:
             loop.add_reader(self._fileno, self._reap)
@@ -199,6 +201,7 @@ class Driver:
             self.queue.deregister(number)
         except QueueBusy:
             self._closing_fds[number] = close or self._closing_fds.get(number, False)
+            self._schedule_retry()
             return
         if close:
             os.close(number)
@@ -391,6 +394,24 @@ class Driver:
             self._flush_scheduled = True
             self._call_soon(self._flush)
 
+    def _schedule_retry(self) -> None:
+        """Retry deferred deregistrations every 50 ms too, in case no completion comes.
+
+        A completion normally triggers the retry (``_reap``); the timer covers a
+        provider that still counts a request as using the fd for a moment after its
+        completion was returned.
+        """
+        if self._retry_handle is None and not self.closed:
+            self._retry_handle = self.loop.call_later(0.05, self._retry_timer)
+
+    def _retry_timer(self) -> None:
+        self._retry_handle = None
+        if self.closed:
+            return
+        self._retry_deregister()
+        if self._closing_fds:
+            self._schedule_retry()
+
     def _retry_deregister(self) -> None:
         for fd, close in list(self._closing_fds.items()):
             try:
@@ -427,6 +448,9 @@ class Driver:
         if ref is not None and ref() is self:
             del _drivers[loop]
         _unhook_loop_close(loop, self._close_hook)
+        if self._retry_handle is not None:
+            self._retry_handle.cancel()
+            self._retry_handle = None
         backlog = list(self._backlog)
         self._backlog.clear()
         try:
