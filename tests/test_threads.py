@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import random
 import threading
 import time
 from collections import Counter
@@ -177,3 +178,59 @@ def test_a_blocked_wait_releases_the_gil(queue):
     beside_wait = count_for(0.3)
     waiter.join(10)
     assert beside_wait > alone * 0.5, (alone, beside_wait)
+
+
+@pytest.mark.timeout(60)
+def test_wakeup_racing_with_the_start_of_wait_is_never_lost(queue):
+    """Wakeups land just before, during and just after the waiter enters wait; each one
+    must end that wait promptly (a lost wakeup would sit out the 5 s timeout)."""
+    rng = random.Random(7)
+    slow = []
+    for round_ in range(200):
+        delay = rng.choice([0, 0, 1e-5, 1e-4, 1e-3])
+        waker = threading.Thread(target=lambda d=delay: (time.sleep(d), queue.wakeup()))
+        start = time.monotonic()
+        waker.start()
+        try:
+            queue.wait(1, None, 5)
+        except uringq.Interrupted:
+            pass
+        else:
+            slow.append((round_, "returned without Interrupted"))
+        elapsed = time.monotonic() - start
+        waker.join()
+        if elapsed > 1:
+            slow.append((round_, f"{elapsed:.2f}s"))
+        # a wakeup that arrived after wait returned is still pending: consume it
+        with contextlib.suppress(uringq.Interrupted):
+            queue.wait(1, None, 0)
+    assert not slow, slow
+
+
+@pytest.mark.timeout(60)
+def test_close_racing_with_a_blocked_wait_never_crashes_or_hangs(make_queue, data_fd):
+    rng = random.Random(11)
+    for round_ in range(40):
+        q = make_queue(4)
+        q.register(data_fd)
+        q.prepare_read(data_fd, 0, bytearray(64), round_)
+        q.commit()
+        outcome: list = []
+
+        def wait_until_closed(q=q, outcome=outcome) -> None:
+            try:
+                outcome.append(q.wait(2, None, 10))  # cannot be met: blocks until closed
+            except uringq.QueueClosed as e:
+                outcome.append(e)
+            except BaseException as e:
+                outcome.append(e)
+
+        waiter = threading.Thread(target=wait_until_closed)
+        waiter.start()
+        time.sleep(rng.choice([0, 1e-4, 1e-3, 1e-2]))
+        q.close(cancel=True)
+        waiter.join(5)
+        assert not waiter.is_alive(), f"round {round_}: the waiter hung after close"
+        (result,) = outcome
+        assert isinstance(result, uringq.QueueClosed), f"round {round_}: {result!r}"
+        assert len(result.completions) <= 1
