@@ -3,6 +3,7 @@ bytes; pinned while the kernel may use it; aligned_buffer for O_DIRECT."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import mmap
@@ -47,6 +48,34 @@ def test_read_target_cannot_be_resized_once_prepared(queue, rfd):
     queue.prepare_read(rfd, 0, buf, "r")
     with pytest.raises(BufferError):
         buf.extend(b"more")
+
+
+@pytest.mark.timeout(20)
+def test_releasing_a_memoryview_in_flight_keeps_the_memory_pinned(queue, rfd):
+    """Releasing the caller's view may fail (BufferError) or succeed (the queue holds its
+    own export of the same memory); either way the bytearray behind it stays pinned."""
+    base = bytearray(SIZE)
+    view = memoryview(base)
+    queue.prepare_read(rfd, 0, view, "view")
+    queue.commit()
+    with contextlib.suppress(BufferError):
+        view.release()
+    with pytest.raises(BufferError):
+        base.extend(b"more")
+    collect(queue, 1)
+    assert base == pattern(0, SIZE)
+
+
+@pytest.mark.timeout(20)
+def test_mmap_cannot_be_closed_while_in_flight(queue, rfd):
+    m = mmap.mmap(-1, SIZE)
+    queue.prepare_read(rfd, 0, m, "mmap")
+    queue.commit()
+    with pytest.raises(BufferError):
+        m.close()
+    collect(queue, 1)
+    assert m[:SIZE] == pattern(0, SIZE)
+    m.close()
 
 
 @pytest.mark.timeout(20)
