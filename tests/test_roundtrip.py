@@ -11,6 +11,7 @@ import errno
 import gc
 import os
 import random
+import tempfile
 import weakref
 from array import array
 from collections import Counter
@@ -371,3 +372,61 @@ def test_queue_releases_user_data_once_its_completion_is_returned(queue, wfd, op
         if watch() is not None:
             alive_after_return += 1
     assert alive_after_return == 0, f"user_data still referenced in {alive_after_return}/{ROUNDS}"
+
+
+@pytest.mark.timeout(20)
+def test_read_of_a_partly_cached_range_returns_every_byte(queue, data_file, open_fd):
+    """The second half of the range is dropped from the page cache, so a non-blocking
+    first try can only deliver part of it: the rest must still arrive (SPEC section 7)."""
+    fd = open_fd(data_file, os.O_RDONLY)
+    os.fsync(fd)
+    os.pread(fd, 64 * 1024, 0)  # first half cached
+    os.posix_fadvise(fd, 32 * 1024, 32 * 1024, os.POSIX_FADV_DONTNEED)
+    queue.register(fd)
+    buf = bytearray(64 * 1024)
+    queue.prepare_read(fd, 0, buf, "partly cached")
+    queue.commit()
+    (c,) = collect(queue, 1)
+    assert (c.result, c.error) == (64 * 1024, None)
+    assert buf == pattern(0, 64 * 1024)
+
+
+@pytest.mark.timeout(20)
+def test_read_of_an_uncached_file_returns_the_pattern(queue, data_file, open_fd):
+    fd = open_fd(data_file, os.O_RDONLY)
+    os.fsync(fd)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    queue.register(fd)
+    bufs = [bytearray(BLOCK) for _ in range(8)]
+    for i, buf in enumerate(bufs):
+        queue.prepare_read(fd, i * 7 * BLOCK, buf, i)
+    queue.commit()
+    for c in collect(queue, 8):
+        assert (c.result, c.error) == (BLOCK, None)
+    for i, buf in enumerate(bufs):
+        assert buf == pattern(i * 7 * BLOCK, BLOCK)
+
+
+@pytest.mark.timeout(20)
+def test_reads_and_writes_on_a_tmpfs_file_round_trip(queue):
+    """tmpfs refuses RWF_NOWAIT reads on some kernels (EOPNOTSUPP): the request must still
+    be served."""
+    if not os.path.isdir("/dev/shm"):
+        pytest.skip("no /dev/shm")
+    fd, path = tempfile.mkstemp(dir="/dev/shm", prefix="uringq-test-")
+    try:
+        os.unlink(path)
+        queue.register(fd)
+        queue.prepare_write(fd, 0, pattern(0, 3 * BLOCK), "w")
+        queue.commit()
+        (w,) = collect(queue, 1)
+        assert (w.result, w.error) == (3 * BLOCK, None)
+        buf = bytearray(2 * BLOCK)
+        queue.prepare_read(fd, BLOCK // 2, buf, "r")
+        queue.commit()
+        (r,) = collect(queue, 1)
+        assert (r.result, r.error) == (2 * BLOCK, None)
+        assert buf == pattern(BLOCK // 2, 2 * BLOCK)
+    finally:
+        queue.close(cancel=True)
+        os.close(fd)
