@@ -231,3 +231,20 @@ def test_defect7_min_events_beyond_what_is_in_flight_raises_ValueError_instead_o
     with pytest.raises(ValueError):
         queue.wait(3, 5)
     assert sorted(c.user_data for c in queue.wait(2)) == [0, 1]
+
+
+@pytest.mark.timeout(60)
+def test_defect1_and_3_the_largest_queue_fills_commits_and_drains_completely(make_queue, data_fd):
+    q = make_queue(32768)
+    q.register(data_fd)
+    buf = bytearray(8)  # one buffer for every read: only the counts matter here
+    for i in range(32768):
+        q.prepare_read(data_fd, (i * 8) % DATA_SIZE, buf, i)
+    with pytest.raises(uringq.QueueFull):
+        q.prepare_read(data_fd, 0, buf, "over")
+    submitted = 0
+    while q.prepared:
+        submitted += q.commit()
+    assert submitted == 32768
+    seen = Counter(c.user_data for c in collect(q, 32768, timeout=30))
+    assert len(seen) == 32768 and set(seen.values()) == {1}
