@@ -154,7 +154,7 @@ class _Shared:
                 busy[job[1]] = busy.get(job[1], 0) + 1
         if not self.workers:  # no thread could be started: run the jobs here, never lose one
             for job in jobs:
-                self.finish(job)
+                self.finish([job])
             return
         put = self.jobs.put
         for job in jobs:
@@ -173,25 +173,34 @@ class _Shared:
         except RuntimeError:
             pass  # "can't start new thread": go on with the workers there are (see dispatch)
 
-    def finish(self, job: Request) -> None:
-        """Run one job in a worker thread and account for it."""
+    def finish(self, box: list[Request]) -> None:
+        """Run the job in ``box`` (its only holder) in a worker thread and account for it.
+
+        The job is moved out of ``box`` and the result moved into ``ready`` under the
+        lock, so once a waiter returns the completion no reference to its buffers or
+        user_data is left behind in this thread.
+        """
+        kind, fd = box[0][0], box[0][1]
+        done: list[Done] = []
         try:
-            if job[0] == _CALL:
-                job[1]()
-            elif not self.cancelled:
-                done = _execute(job)
-                if not self.cancelled:
-                    self.ready.append(done)
-                    self.signal()
-                del done
+            if kind == _CALL:
+                box.pop()[1]()
+            elif self.cancelled:
+                box.clear()
+            else:
+                done.append(_execute(box.pop()))
         finally:
             with self.lock:
-                if job[0] != _CALL:
-                    left = self.busy[job[1]] - 1
+                if done and not self.cancelled:
+                    self.ready.append(done.pop())
+                    self.signal()  # before dispatched drops: the eventfd is still open
+                done.clear()
+                if kind != _CALL:
+                    left = self.busy[fd] - 1
                     if left:
-                        self.busy[job[1]] = left
+                        self.busy[fd] = left
                     else:
-                        del self.busy[job[1]]
+                        del self.busy[fd]
                 self.dispatched -= 1
                 if not self.dispatched:
                     self.idle.notify_all()
@@ -243,11 +252,10 @@ def _execute(req: Request) -> Done:
 def _worker_main(shared: _Shared) -> None:
     get = shared.jobs.get
     while True:
-        job = get()
-        if job is None:
+        box: list[Any] = [get()]  # the only reference to the job, handed over (see finish)
+        if box[0] is None:
             return
-        shared.finish(job)
-        del job  # drop the buffers before blocking in get()
+        shared.finish(box)
 
 
 class _Batch:
@@ -823,6 +831,10 @@ class ThreadPoolQueue:
                 raise QueueClosed("queue closed during the batch")
             return batch.results
         finally:
+            # Every chunk has finished, but a worker may still hold the batch a moment:
+            # release the buffer now, so it is unpinned when this call returns.
+            with contextlib.suppress(BufferError):  # a view derived from it still alive
+                view.release()
             with shared.lock:
                 self._batch_calls -= 1
                 shared.users -= 1
