@@ -261,3 +261,13 @@ def test_fileno_is_a_stable_open_fd(queue):
     fd = queue.fileno()
     assert isinstance(fd, int) and fd >= 0
     assert queue.fileno() == fd
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("timeout", [1e10, 1e300, float("inf"), 2**64])
+def test_huge_timeouts_neither_overflow_nor_cut_the_wait_short(queue, timeout):
+    later(0.2, queue.wakeup)
+    start = time.monotonic()
+    with pytest.raises(uringq.Interrupted):
+        queue.wait(1, None, timeout)
+    assert 0.15 <= time.monotonic() - start < 2
