@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import resource
 
 import pytest
 import uringq
@@ -161,3 +162,49 @@ def test_many_files_can_be_registered_at_once(queue, tmp_path):
         queue.close(cancel=True)
         for fd in fds:
             os.close(fd)
+
+
+@pytest.mark.timeout(30)
+def test_register_deregister_cycles_do_not_exhaust_the_file_table(queue, two_files):
+    first, _ = two_files
+    fd = os.open(first, os.O_RDONLY)
+    try:
+        before = open_fds()
+        for i in range(2000):
+            queue.register(fd)
+            if i % 100 == 0:
+                assert read_via(queue, fd) == b"FIRST FILE "
+            queue.deregister(fd)
+        assert open_fds() == before
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.timeout(30)
+def test_many_distinct_fds_registered_together_all_work(queue, two_files):
+    first, _ = two_files
+    fds = [os.open(first, os.O_RDONLY) for _ in range(300)]
+    try:
+        for fd in fds:
+            queue.register(fd)
+        for fd in fds[::37]:
+            assert read_via(queue, fd) == b"FIRST FILE "
+        for fd in fds:
+            queue.deregister(fd)
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+@pytest.mark.timeout(30)
+def test_an_fd_with_a_high_number_can_be_registered(queue, two_files):
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    low = os.open(two_files[0], os.O_RDONLY)
+    high = os.dup2(low, soft - 1)
+    try:
+        queue.register(high)
+        assert read_via(queue, high) == b"FIRST FILE "
+        queue.deregister(high)
+    finally:
+        os.close(high)
+        os.close(low)
