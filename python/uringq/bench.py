@@ -3,10 +3,10 @@
 Workload W1 (always): 4 KiB random reads of a file held in the page cache, the same
 offsets for every Python path, through
 
-* uringq: ``read_many`` (depth 32 and 128, 1024 requests per call into one reused
-  output buffer), the per-request API (prepare/commit/wait, depth 32), ``uringq.aio``
-  with 64 tasks (``read`` -> bytes and ``read_into``; default loop and uvloop), and the
-  ``threadpool`` provider the same ways;
+* uringq: ``read_many`` (depth 32 and 128, ``--batch`` (1024) requests per call into
+  one reused output buffer), the per-request API (prepare/commit/wait, depth 32),
+  ``uringq.aio`` with 64 tasks (``read`` -> bytes and ``read_into``; default loop and
+  uvloop), and the ``threadpool`` provider the same ways;
 * baselines: a Python ``os.pread`` loop (the reference, ratio 1.0),
   ``loop.run_in_executor(None, os.pread, ...)`` with 64 tasks, and a bare asyncio future
   round trip with 64 tasks and no I/O (the ceiling of any asyncio API: one future per
@@ -25,8 +25,8 @@ through io_uring are punted to kernel worker threads: per request they are slowe
 What is measured: each path runs a fixed number of operations (``--ops`` scales them;
 slow paths run fewer), best of ``--repeat`` runs. ``ops/s`` and ``MB/s`` come from the
 whole run. ``p50``/``p99`` are of the time per operation within windows: a window is
-1024 operations for loops and per-request paths, one call (1024 requests) for the batch
-API, and 5 ms for asyncio paths (operations done in the window / its length). With
+1024 operations for loops and per-request paths, one call (``--batch`` requests) for
+the batch API, and 5 ms for asyncio paths (operations done in the window / its length). With
 depth D, a single request is in flight for about D times that. Timings are noisy; the
 claims are the ratios within one run: ``x pread`` against the ``os.pread`` loop of the
 same section and ``x C`` against the better C io_uring figure.
@@ -123,6 +123,7 @@ class Env:
     offsets: array[int]  # W1 offsets, the longest run's worth
     tasks: int
     repeat: int
+    batch: int
     quick: bool
     workdir: str
     ceiling: str | None = None  # compiled C ceiling, if any
@@ -815,6 +816,12 @@ def _on_sequence(fn: Callable[..., Timing], **kwargs: Any) -> Runner:
     return run
 
 
+def _w1_read_many(provider: str, depth: int) -> Runner:
+    return lambda e, n: read_many_run(
+        e.path, e.offsets[:n], W1_BLOCK, provider=provider, depth=depth, per_call=e.batch
+    )
+
+
 def _c_runner(depth: int, key: str) -> Runner:
     def run(e: Env, n: int) -> Timing:
         best = max(r[key] for r in _ceiling(e, n, depth))
@@ -825,13 +832,13 @@ def _c_runner(depth: int, key: str) -> Runner:
 
 def w1_specs() -> list[Spec]:
     fallback = "pure-Python fallback"
-    per_call = f"io_uring, {CALL} requests per call"
+    per_call = "io_uring, --batch requests per call"
     specs = [
         Spec(W1, "os.pread loop", "baseline", 1.0, _on_offsets(pread_loop), reference=True),
         Spec(W1, "uringq read_many depth 32", "uringq", 1.0,
-             _on_offsets(read_many_run, provider="io_uring", depth=32), note=per_call),
+             _w1_read_many("io_uring", 32), note=per_call),
         Spec(W1, "uringq read_many depth 128", "uringq", 1.0,
-             _on_offsets(read_many_run, provider="io_uring", depth=128), note=per_call),
+             _w1_read_many("io_uring", 128), note=per_call),
         Spec(W1, "uringq prepare/commit/wait depth 32", "uringq", 1.0,
              _on_offsets(per_request_file, provider="io_uring", depth=32), note="io_uring"),
     ]  # fmt: skip
@@ -848,7 +855,7 @@ def w1_specs() -> list[Spec]:
         Spec(W1, "threadpool prepare/commit/wait depth 32", "uringq", 0.5,
              _on_offsets(per_request_file, provider="threadpool", depth=32), note=fallback),
         Spec(W1, "threadpool read_many depth 32", "uringq", 0.5,
-             _on_offsets(read_many_run, provider="threadpool", depth=32), note=fallback),
+             _w1_read_many("threadpool", 32), note=fallback),
         Spec(W1, "uringq.aio read 64 tasks (asyncio, threadpool)", "uringq", 0.3,
              partial(aio_run, provider="threadpool", loop="asyncio", method="read"),
              note=fallback),
@@ -1101,7 +1108,7 @@ def render_table(results: list[Result]) -> str:
 
 FOOTNOTES = """\
 ops/s, MB/s: best of the repeats. p50/p99: time per operation within windows (1024 ops for
-loops and per-request paths, one 1024-request call for read_many, 5 ms for asyncio paths);
+loops and per-request paths, one call for read_many (--batch requests), 5 ms for asyncio);
 a request at depth D is in flight about D times that. x pread: ratio to the os.pread (or
 os.preadv / os.pwrite) loop of the same section; x C: ratio to the better C io_uring figure
 (uring_ceiling.c: registered file and buffers, its own random offsets over the same file)."""
@@ -1135,7 +1142,9 @@ def plot(results: list[Result], filename: str) -> None:
         for y, value in enumerate(values):
             ax.text(value, y, f" {value:.2f}", va="center", fontsize=8)
         ax.set_title(section, fontsize=10)
-        ax.set_xlabel("ratio to the os.pread loop (higher is faster)", fontsize=8)
+        ax.set_xlabel(
+            "ratio to the reference loop of the section (gray, 1.0); higher is faster", fontsize=8
+        )
         ax.tick_params(axis="y", labelsize=8)
     fig.tight_layout()
     fig.savefig(filename, dpi=120)
@@ -1156,6 +1165,7 @@ def meta(env: Env, args: argparse.Namespace, size_note: str | None) -> dict[str,
         "base_ops": args.ops,
         "repeat": env.repeat,
         "tasks": env.tasks,
+        "batch": env.batch,
         "quick": env.quick,
         "size_note": size_note,
         "ceiling": env.ceiling_reason or "built",
@@ -1202,6 +1212,9 @@ def parser() -> argparse.ArgumentParser:
         "--tasks", type=int, default=TASKS, help="concurrent tasks in asyncio paths (default 64)"
     )
     p.add_argument(
+        "--batch", type=int, default=CALL, help=f"W1 read_many requests per call (default {CALL})"
+    )
+    p.add_argument(
         "--quick", action="store_true", help="a short run (small file, few ops, one repeat)"
     )
     p.add_argument(
@@ -1239,6 +1252,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     if args.ops is None:
         args.ops = QUICK_OPS if args.quick else DEFAULT_OPS
+    if args.batch < 1 or args.tasks < 1:
+        print("uringq bench: --batch and --tasks must be positive", file=sys.stderr)
+        return 2
     if args.ops < 1:
         print("uringq bench: --ops must be positive", file=sys.stderr)
         return 2
@@ -1267,6 +1283,7 @@ def main(argv: list[str] | None = None) -> int:
             offsets=random_offsets(size, W1_BLOCK, args.ops, seed=42),
             tasks=args.tasks,
             repeat=repeat,
+            batch=args.batch,
             quick=args.quick,
             workdir=workdir,
         )
