@@ -3,6 +3,7 @@
 use pyo3::prelude::*;
 use pyo3::pyclass::CompareOp;
 use pyo3::types::PyTuple;
+use pyo3::{PyTraverseError, PyVisit};
 
 /// The result of one request: `user_data`, `result` (bytes transferred; 0 for sync and
 /// whenever `error` is set) and `error` (an `OSError` with `errno`, or `None`).
@@ -111,6 +112,15 @@ impl Completion {
             CompareOp::Ne => Ok((!equal).into_pyobject(py)?.to_owned().into_any().unbind()),
             _ => Ok(py.NotImplemented()),
         }
+    }
+
+    /// `user_data` may refer back to the completion: let the GC see that edge.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.user_data)?;
+        if let Some(error) = &self.error {
+            visit.call(error)?;
+        }
+        Ok(())
     }
 
     fn __hash__(&self, py: Python<'_>) -> PyResult<isize> {

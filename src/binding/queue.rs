@@ -126,7 +126,10 @@ impl NativeQueue {
 
     fn completions(py: Python<'_>, done: Vec<Done<Pin>>) -> PyResult<Bound<'_, PyList>> {
         let list = PyList::empty(py);
-        for Done { payload, result } in done {
+        for Done {
+            payload, result, ..
+        } in done
+        {
             let Pin { user_data, .. } = payload;
             list.append(Completion::from_result(py, user_data, i64::from(result))?)?;
         }

@@ -19,7 +19,7 @@ const FIXED_SLOTS: u32 = 256;
 struct Registration {
     dup: OwnedFd,
     slot: Option<u32>,
-    /// Requests prepared or in the kernel that name this fd.
+    /// Requests on this fd whose completion has not been returned yet.
     users: usize,
 }
 

@@ -7,6 +7,8 @@ mod error;
 mod eventfd;
 mod files;
 mod fork;
+#[cfg(test)]
+mod fuzz;
 mod ops;
 mod probe;
 mod queue;

@@ -37,6 +37,8 @@ pub type WaitResult<V, T, E> = Result<V, WaitError<Done<T>, E>>;
 pub struct Done<T> {
     pub payload: T,
     pub result: i32,
+    /// The registered fd it used; it counts as in use until the completion is returned.
+    fd: RawFd,
 }
 
 struct State<T> {
@@ -63,7 +65,6 @@ impl<T> State<T> {
         let State {
             ring,
             ops,
-            files,
             in_kernel,
             ready,
             ..
@@ -74,16 +75,24 @@ impl<T> State<T> {
                 return;
             }
             if let Some(Entry { fd, payload, .. }) = ops.remove(id as usize) {
-                files.release(fd);
                 *in_kernel -= 1;
-                ready.push_back(Done { payload, result });
+                ready.push_back(Done {
+                    payload,
+                    result,
+                    fd,
+                });
             }
         });
     }
 
+    /// Hands up to `max` completions to the caller; their fds stop counting as in use.
     fn take(&mut self, max: usize) -> Vec<Done<T>> {
         let n = max.min(self.ready.len());
-        self.ready.drain(..n).collect()
+        let done: Vec<Done<T>> = self.ready.drain(..n).collect();
+        for d in &done {
+            self.files.release(d.fd);
+        }
+        done
     }
 
     /// Cancels what the kernel holds and reaps until it has returned every request.
@@ -373,12 +382,24 @@ impl<T> Queue<T> {
         }
         st.harvest();
         if self.wake.swap(false, Ordering::Acquire) {
-            return Err(WaitError::Interrupted(st.take(max)));
+            return Err(WaitError::Interrupted(Self::take_and_rearm(st, max)));
         }
         if st.ready.len() >= min || expired {
-            return Ok(Some(st.take(max)));
+            return Ok(Some(Self::take_and_rearm(st, max)));
         }
         Ok(None)
+    }
+
+    /// Takes up to `max` ready completions; if some stay behind (`max` was reached), the
+    /// eventfd is signalled again so a poller (asyncio) comes back for them.
+    fn take_and_rearm(st: &mut State<T>, max: usize) -> Vec<Done<T>> {
+        let done = st.take(max);
+        if !st.ready.is_empty() {
+            if let Some(ring) = st.ring.as_ref() {
+                ring.eventfd().signal();
+            }
+        }
+        done
     }
 
     /// Waits for completions.
@@ -758,6 +779,38 @@ mod tests {
         assert_eq!(done[0].payload, vec![4, 5, 6, 7]);
         q.deregister(fd).unwrap();
         drop(dir);
+    }
+
+    #[test]
+    fn completions_left_behind_by_max_events_keep_the_eventfd_readable() {
+        let (_dir, f) = data_file(4096);
+        let q: Queue<Vec<u8>> = Queue::new(4, 8).unwrap();
+        q.register(f.as_raw_fd()).unwrap();
+        read(&q, f.as_raw_fd(), 0, 16);
+        read(&q, f.as_raw_fd(), 16, 16);
+        q.commit().unwrap();
+        let first = q.wait(2, 2, None, no_check).unwrap();
+        assert_eq!(first.len(), 2);
+        read(&q, f.as_raw_fd(), 0, 16);
+        read(&q, f.as_raw_fd(), 16, 16);
+        q.commit().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let one = q.wait(0, 1, Some(Duration::ZERO), no_check).unwrap();
+        assert_eq!(one.len(), 1);
+        let mut pfd = libc::pollfd {
+            fd: q.eventfd().unwrap(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        assert_eq!(
+            unsafe { libc::poll(&mut pfd, 1, 0) },
+            1,
+            "one is still ready"
+        );
+        assert_eq!(
+            q.wait(0, 1, Some(Duration::ZERO), no_check).unwrap().len(),
+            1
+        );
     }
 
     #[test]
