@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from helpers.seccomp import block_io_uring  # noqa: E402
+from helpers.seccomp import block_io_uring
 
 
 def main() -> int:
