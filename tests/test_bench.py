@@ -101,6 +101,7 @@ def test_quick_bench_prints_a_table_and_settings_land_in_the_json(quick_run):
     assert "ops/s" in stdout and "x pread" in stdout
     assert data["meta"]["file_size"] == 8 * 1024 * 1024
     assert data["meta"]["quick"] is True
+    assert data["meta"]["cpu_affinity"].startswith(("pinned to CPU", "not pinned"))
 
 
 def test_c_ceiling_ratio_is_reported_when_the_ceiling_runs(quick_run):
@@ -113,7 +114,10 @@ def test_c_ceiling_ratio_is_reported_when_the_ceiling_runs(quick_run):
 
 
 def test_only_and_sections(tmp_path):
-    _, data = run_bench(tmp_path, "--seq", "--only", "read_many depth 32", "--no-ceiling")
+    _, data = run_bench(
+        tmp_path, "--seq", "--only", "read_many depth 32", "--no-ceiling", "--cpu", "all"
+    )
+    assert data["meta"]["cpu_affinity"] == "not pinned"
     paths = {(r["section"], r["path"]) for r in data["results"]}
     sections = {section for section, _ in paths}
     assert bench.SEQ_READ in sections and bench.SEQ_WRITE in sections

@@ -868,7 +868,9 @@ def w1_specs() -> list[Spec]:
     for backend, weight in CAIO_BACKENDS:
         specs.append(
             Spec(W1, f"caio {backend} 64 tasks", "peer", weight,
-                 partial(caio_run, backend=backend))
+                 partial(caio_run, backend=backend),
+                 note="SQPOLL kernel thread (shares the pinned CPU)"
+                 if backend == "linux_uring" else None)
         )  # fmt: skip
     specs += [
         Spec(W1, "aiofile 64 tasks", "peer", 0.2, aiofile_run, note="caio's default backend"),
@@ -1111,7 +1113,10 @@ ops/s, MB/s: best of the repeats. p50/p99: time per operation within windows (10
 loops and per-request paths, one call for read_many (--batch requests), 5 ms for asyncio);
 a request at depth D is in flight about D times that. x pread: ratio to the os.pread (or
 os.preadv / os.pwrite) loop of the same section; x C: ratio to the better C io_uring figure
-(uring_ceiling.c: registered file and buffers, its own random offsets over the same file)."""
+(uring_ceiling.c: registered file and buffers, its own random offsets over the same file).
+The run is pinned to one CPU unless --cpu all: helper threads (run_in_executor, caio's
+thread backends, the threadpool provider) and caio linux_uring's SQPOLL kernel thread share
+that CPU."""
 
 
 def plot(results: list[Result], filename: str) -> None:
@@ -1233,8 +1238,34 @@ def parser() -> argparse.ArgumentParser:
         "--json", metavar="FILE", help="write every result (and the run's settings) as JSON"
     )
     p.add_argument("--plot", metavar="FILE.png", help="draw the ratios (needs matplotlib)")
+    p.add_argument(
+        "--cpu",
+        default="one",
+        help="pin the run (helper threads, SQPOLL threads and the C ceiling included) to one "
+        "CPU: a number, 'one' (default: the last CPU allowed; SPEC's W1 is a one-core "
+        "workload) or 'all' (no pinning)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     return p
+
+
+def pin(choice: str) -> str:
+    """Apply ``--cpu``; returns a description for the report."""
+    if choice == "all" or not hasattr(os, "sched_setaffinity"):
+        return "not pinned"
+    allowed = sorted(os.sched_getaffinity(0))
+    if choice == "one":
+        cpu = allowed[-1]
+    else:
+        try:
+            cpu = int(choice)
+        except ValueError:
+            message = f"uringq bench: --cpu wants a number, 'one' or 'all', not {choice!r}"
+            raise SystemExit(message) from None
+        if cpu not in allowed:
+            raise SystemExit(f"uringq bench: CPU {cpu} is not available (allowed: {allowed})")
+    os.sched_setaffinity(0, {cpu})
+    return f"pinned to CPU {cpu}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1262,6 +1293,7 @@ def main(argv: list[str] | None = None) -> int:
     if repeat < 1:
         print("uringq bench: --repeat must be positive", file=sys.stderr)
         return 2
+    pinned = pin(args.cpu)
     progress = Progress(0, enabled=not args.no_progress)
     directory = args.dir or tempfile.gettempdir()
     workdir = tempfile.mkdtemp(prefix="uringq-bench-", dir=directory)
@@ -1315,8 +1347,8 @@ def main(argv: list[str] | None = None) -> int:
         add_ratios(results, specs)
         print(
             f"uringq {uringq.__version__} bench: {_fmt_size(size)} file, Python "
-            f"{sys.version.split()[0]}, kernel {platform.release()}, {os.cpu_count()} CPUs, "
-            f"best of {repeat}"
+            f"{sys.version.split()[0]}, kernel {platform.release()}, {os.cpu_count()} CPUs "
+            f"({pinned}), best of {repeat}"
         )
         print(render_table(results))
         print()
@@ -1324,7 +1356,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(
-                    {"meta": meta(env, args, size_note), "results": [asdict(r) for r in results]},
+                    {
+                        "meta": {**meta(env, args, size_note), "cpu_affinity": pinned},
+                        "results": [asdict(r) for r in results],
+                    },
                     f,
                     indent=2,
                 )
