@@ -19,8 +19,17 @@ const DEFAULT_BATCH_DEPTH: u32 = 128;
 /// What a request keeps alive until its completion is returned: its buffer export(s)
 /// and the caller's `user_data`. Dropped only with the GIL held.
 struct Pin {
-    _buffers: Vec<RawBuffer>,
+    _buffers: Buffers,
     user_data: Py<PyAny>,
+}
+
+/// The exports a request holds: none (sync), one (read/write) or several (readv/writev);
+/// the common single case costs no extra allocation.
+#[expect(dead_code, reason = "held only so that Drop releases the exports")]
+enum Buffers {
+    None,
+    One(RawBuffer),
+    Many(Vec<RawBuffer>),
 }
 
 /// An io_uring queue (the `io_uring` provider). Use `uringq.IoQueue`.
@@ -74,7 +83,7 @@ impl NativeQueue {
             },
         };
         let pin = Pin {
-            _buffers: vec![buffer],
+            _buffers: Buffers::One(buffer),
             user_data,
         };
         self.prepare(py, fd, op, pin)
@@ -118,7 +127,7 @@ impl NativeQueue {
             Access::Read => Op::Writev { iov, offset },
         };
         let pin = Pin {
-            _buffers: buffers,
+            _buffers: Buffers::Many(buffers),
             user_data,
         };
         self.prepare(py, fd, op, pin)
@@ -336,7 +345,7 @@ impl NativeQueue {
         self.ensure_open(py)?;
         let fd = args::fd(fd)?;
         let pin = Pin {
-            _buffers: Vec::new(),
+            _buffers: Buffers::None,
             user_data: user_data.unwrap_or_else(|| py.None()),
         };
         self.prepare(py, fd, Op::Fsync { datasync }, pin)

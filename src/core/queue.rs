@@ -134,6 +134,9 @@ pub struct Queue<T> {
     state: Mutex<State<T>>,
     /// A `wakeup()` not yet seen by a `wait`.
     wake: AtomicBool,
+    /// Set (under the state lock) when the ring is dropped; read without the lock so the
+    /// binding can refuse a closed queue before converting any argument.
+    closed: AtomicBool,
     fork_gen: u64,
     sq_entries: u32,
     cq_entries: u32,
@@ -166,6 +169,7 @@ impl<T> Queue<T> {
                 ready: VecDeque::new(),
             }),
             wake: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
             fork_gen: fork_generation(),
             sq_entries,
             cq_entries,
@@ -207,11 +211,9 @@ impl<T> Queue<T> {
     }
 
     pub fn is_closed(&self) -> bool {
-        self.state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .ring
-            .is_none()
+        // Acquire pairs with the Release store in `close`: whoever sees `true` also sees
+        // the ring gone. A stale `false` is harmless: the locked path checks again.
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Requests prepared but not yet taken by the kernel.
@@ -457,6 +459,7 @@ impl<T> Queue<T> {
         }
         if self.is_forked() {
             st.ring = None;
+            self.closed.store(true, Ordering::Release);
             return Ok(st.release_all());
         }
         if !cancel && (st.prepared > 0 || st.in_flight() > 0) {
@@ -468,6 +471,7 @@ impl<T> Queue<T> {
             )));
         }
         st.drain_kernel();
+        self.closed.store(true, Ordering::Release);
         if let Some(ring) = st.ring.take() {
             // Wake a waiter in another thread so it sees the queue closed; its clone of
             // the eventfd keeps that descriptor open until it returns.
