@@ -71,7 +71,8 @@ def run_threads(q: uringq.IoQueue, fd: int, on_interrupt=None, helper=None) -> t
         threading.Thread(target=submit, args=(q, fd, t, bufs, errors)) for t in range(SUBMITTERS)
     ]
     extra = threading.Thread(target=helper, args=(stop,)) if helper else None
-    for t in [*threads, extra]:
+    # The helper starts first, so it acts while the others run even when they are quick.
+    for t in [extra, *threads]:
         if t:
             t.start()
     try:
