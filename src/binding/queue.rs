@@ -2,6 +2,9 @@
 //! as long as the kernel may touch them, releases the GIL in every blocking call and maps
 //! errors; the queue logic itself lives in [`crate::core::Queue`].
 
+use std::os::fd::AsRawFd;
+
+use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PySequence};
@@ -193,16 +196,17 @@ impl NativeQueue {
                 offsets.len()
             )));
         }
-        let dup = self.core.registered_dup(fd).map_err(|e| to_pyerr(py, e))?;
+        let file = self.core.lend_file(fd).map_err(|e| to_pyerr(py, e))?;
+        let file_fd = file.as_raw_fd();
         let (ptr, len) = (SendPtr(buffer.ptr()), buffer.len());
         let check = || Python::attach(|py| py.check_signals());
         let results = py.detach(|| {
-            // SAFETY: `buffer` pins `ptr..ptr+len` for the whole call, and the registered
-            // duplicate stays open while the queue is open (`self` is borrowed).
+            // SAFETY: `buffer` pins `ptr..ptr+len` for the whole call, and `file` (our own
+            // descriptor) stays open until after it.
             unsafe {
                 Batch {
                     dir,
-                    fd: dup,
+                    fd: file_fd,
                     offsets: &offsets,
                     size,
                     buf: ptr.get(),
@@ -238,8 +242,19 @@ impl SendPtr {
     }
 }
 
-/// Offsets from a sequence or buffer of ints, each >= 0.
+/// Offsets from a sequence or buffer of ints, each >= 0. A buffer of 64-bit ints
+/// (`array('q')`, a NumPy int64 array) is copied in one go.
 fn offsets_list(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u64>> {
+    if let Ok(buffer) = PyBuffer::<i64>::get(obj) {
+        let values = buffer.to_vec(obj.py())?;
+        return values
+            .into_iter()
+            .map(|v| {
+                u64::try_from(v)
+                    .map_err(|_| PyValueError::new_err(format!("offset must be >= 0, got {v}")))
+            })
+            .collect();
+    }
     let mut out = Vec::new();
     for item in obj.try_iter()? {
         out.push(args::non_negative(&item?, "offset")?);
@@ -460,6 +475,7 @@ impl NativeQueue {
             .detach(|| self.core.close(cancel))
             .map_err(|e| to_pyerr(py, e))?;
         drop(payloads);
+        self.batch.forget();
         Ok(())
     }
 

@@ -70,6 +70,11 @@ impl BatchCache {
     fn put(&self, ring: PrivateRing) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(ring);
     }
+
+    /// Drops the cached ring (on close, so its descriptors go with the queue).
+    pub fn forget(&self) {
+        drop(self.0.lock().unwrap_or_else(|e| e.into_inner()).take());
+    }
 }
 
 impl Batch<'_> {
@@ -99,16 +104,25 @@ impl Batch<'_> {
         ring.submitter()
             .register_files_update(0, &[self.fd])
             .map_err(BatchError::Os)?;
-        let fixed_buffer = self.register_buffer(ring);
+        let fixed_buffer = self.is_direct() && self.register_buffer(ring);
         // SAFETY: forwarded from the caller; every request is reaped before returning.
         let results = unsafe { self.drive(ring, depth, fixed_buffer, check) };
         if fixed_buffer {
             let _ = ring.submitter().unregister_buffers();
         }
-        // Drop the file reference so the ring does not keep the file open.
+        // Drop the slot's file reference: a cached ring must not keep the file open.
         let _ = ring.submitter().register_files_update(0, &[-1]);
         cache.put(private);
         results
+    }
+
+    /// O_DIRECT transfers pin the user pages on every request, so a registered buffer
+    /// pays off there; buffered I/O only copies, and registering (pinning every page of
+    /// `buf`) would cost more than it saves.
+    fn is_direct(&self) -> bool {
+        // SAFETY: F_GETFL on a descriptor the caller keeps open.
+        let flags = unsafe { libc::fcntl(self.fd, libc::F_GETFL) };
+        flags >= 0 && flags & libc::O_DIRECT != 0
     }
 
     /// Registers the whole buffer as fixed buffer 0 when the kernel lets us pin it

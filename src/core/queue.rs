@@ -10,7 +10,7 @@
 //! memory the caller could have released.
 
 use std::collections::VecDeque;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -250,11 +250,20 @@ impl<T> Queue<T> {
         files.deregister(ring.io(), fd)
     }
 
-    /// The private duplicate of registered `fd`, for use while the queue lives.
-    pub fn registered_dup(&self, fd: RawFd) -> Result<RawFd, Error> {
+    /// A new descriptor for the file registered as `fd`, owned by the caller: a batch
+    /// keeps using its file even if another thread deregisters `fd` or closes the queue
+    /// meanwhile.
+    pub fn lend_file(&self, fd: RawFd) -> Result<OwnedFd, Error> {
         let mut st = self.lock()?;
         st.ring()?;
-        st.files.dup_of(fd)
+        let dup = st.files.dup_of(fd)?;
+        // SAFETY: F_DUPFD_CLOEXEC on a descriptor the table owns; the result is checked.
+        let lent = unsafe { libc::fcntl(dup, libc::F_DUPFD_CLOEXEC, 0) };
+        if lent < 0 {
+            return Err(Error::Os(std::io::Error::last_os_error()));
+        }
+        // SAFETY: a fresh descriptor, now owned by the caller.
+        Ok(unsafe { OwnedFd::from_raw_fd(lent) })
     }
 
     /// Queues `op` on registered `fd`. On failure nothing is queued and the payload is
