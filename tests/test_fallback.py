@@ -34,7 +34,7 @@ def record(key, fn):
                        "traceback": traceback.format_exc()}
 
 from helpers.seccomp import block_io_uring, io_uring_setup_errno
-block_io_uring(BLOCK_ERRNO)
+block_io_uring(BLOCK_ERRNO, BLOCK_SYSCALLS)
 report["filter_errno"] = errno.errorcode.get(io_uring_setup_errno(), "0")
 
 def do_import():
@@ -82,8 +82,11 @@ print(json.dumps(report))
 """
 
 
-def run_blocked(block_errno: int, **env: str) -> dict:
+def run_blocked(
+    block_errno: int, syscalls: tuple[int, ...] = seccomp.IO_URING_SYSCALLS, **env: str
+) -> dict:
     code = CHILD.replace("BLOCK_ERRNO", str(block_errno))
+    code = code.replace("BLOCK_SYSCALLS", repr(tuple(syscalls)))
     proc = run_python(code, timeout=60, **env)
     assert proc.returncode == 0, f"child failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -200,3 +203,26 @@ def test_forcing_io_uring_by_env_raises_ProviderUnavailable_with_the_reason(eper
     outcome = report["forced_env"]
     assert outcome["raised"] == "ProviderUnavailable", outcome
     assert report["io_uring_info"]["reason"] in outcome["message"]
+
+
+# Some profiles block only part of io_uring; every one of the three calls must work for
+# io_uring to be chosen, and the reason names the one that failed.
+PARTIAL = {426: "io_uring_enter", 427: "io_uring_register"}
+
+
+@pytest.fixture(scope="module", params=sorted(PARTIAL), ids=lambda nr: PARTIAL[nr])
+def partly_blocked(request) -> tuple[str, dict]:
+    return PARTIAL[request.param], run_blocked(errno.EPERM, (request.param,))
+
+
+@needs_native
+@pytest.mark.timeout(120)
+def test_blocking_one_io_uring_call_falls_back_and_names_that_call(partly_blocked):
+    call, report = partly_blocked
+    no_raise(report["io_uring_info"])
+    assert report["io_uring_info"]["available"] is False
+    assert report["io_uring_info"]["reason"].startswith(f"{call}"), report["io_uring_info"]
+    assert "EPERM" in report["io_uring_info"]["reason"]
+    assert report["best"] == "threadpool"
+    no_raise(report["round_trip"])
+    assert report["round_trip"]["provider"] == "threadpool"

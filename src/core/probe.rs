@@ -79,12 +79,20 @@ pub fn supported_opcodes() -> Vec<&'static str> {
     }
 }
 
+/// Sets up a ring, probes its opcodes and runs one NOP through it: a seccomp profile may
+/// block any one of the three io_uring system calls, and each must work.
 fn setup_and_probe() -> Result<Probe, Unsupported> {
-    let ring = IoUring::new(2).map_err(|e| explain("io_uring_setup", &e))?;
+    let mut ring = IoUring::new(2).map_err(|e| explain("io_uring_setup", &e))?;
     let mut probe = Probe::new();
     ring.submitter()
         .register_probe(&mut probe)
         .map_err(|e| explain("io_uring_register(IORING_REGISTER_PROBE)", &e))?;
+    let nop = opcode::Nop::new().build().user_data(1);
+    // SAFETY: a NOP points to no memory.
+    unsafe { ring.submission().push(&nop) }.expect("an empty 2-entry SQ has room");
+    ring.submit_and_wait(1)
+        .map_err(|e| explain("io_uring_enter", &e))?;
+    ring.completion().for_each(drop);
     Ok(probe)
 }
 

@@ -50,7 +50,11 @@ class SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(SockFilter))]
 
 
-def build_program(errno: int, arch: int | None = None) -> list[tuple[int, int, int, int]]:
+def build_program(
+    errno: int,
+    arch: int | None = None,
+    syscalls: tuple[int, ...] = IO_URING_SYSCALLS,
+) -> list[tuple[int, int, int, int]]:
     """The BPF program as (code, jt, jf, k) tuples.
 
     Layout (jump offsets count from the next instruction):
@@ -65,13 +69,13 @@ def build_program(errno: int, arch: int | None = None) -> list[tuple[int, int, i
     """
     if arch is None:
         arch = AUDIT_ARCH[platform.machine()]
-    allow, deny = 6, 7
+    allow, deny = 3 + len(syscalls), 4 + len(syscalls)
     prog = [
         (BPF_LD_W_ABS, 0, 0, SECCOMP_DATA_ARCH),
         (BPF_JEQ_K, 0, allow - 2, arch),
         (BPF_LD_W_ABS, 0, 0, SECCOMP_DATA_NR),
     ]
-    for nr in IO_URING_SYSCALLS:
+    for nr in syscalls:
         here = len(prog)
         prog.append((BPF_JEQ_K, deny - (here + 1), 0, nr))
     prog.append((BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW))
@@ -80,9 +84,10 @@ def build_program(errno: int, arch: int | None = None) -> list[tuple[int, int, i
     return prog
 
 
-def block_io_uring(errno: int) -> None:
-    """Install the filter in this process: io_uring syscalls fail with ``errno``."""
-    prog = build_program(errno)
+def block_io_uring(errno: int, syscalls: tuple[int, ...] = IO_URING_SYSCALLS) -> None:
+    """Install the filter in this process: ``syscalls`` (by default all three io_uring
+    system calls) fail with ``errno``."""
+    prog = build_program(errno, syscalls=syscalls)
     filters = (SockFilter * len(prog))(*(SockFilter(*ins) for ins in prog))
     fprog = SockFprog(len(prog), filters)
     libc = ctypes.CDLL(None, use_errno=True)
