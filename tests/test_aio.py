@@ -3,8 +3,8 @@
 Every behavioural test runs on each available provider (the ``provider`` fixture of
 conftest) and on each event loop: the default one and uvloop (skipped when uvloop is not
 installed). Tests that need a request to stay in flight read from an empty pipe; a
-provider that completes such a read at once (the threadpool serves reads with ``pread``,
-which fails on a pipe) skips them, as conftest's ``pending_read`` does.
+provider that completes such a read at once (one that serves reads with ``pread``, which
+fails on a pipe) skips them, as conftest's ``pending_read`` does.
 """
 
 from __future__ import annotations

@@ -6,12 +6,42 @@ EOPNOTSUPP, a short result), every write and every sync goes to a small pool of 
 worker threads that run the plain call. Completions, capacity, waiting, wakeups, closing
 and fork behave exactly as with io_uring (SPEC sections 1-3).
 
+Streams. A registered fd that does not take ``pread`` (a pipe, FIFO, socket, tty,
+eventfd...: a zero-length ``preadv`` fails with ESPIPE) is recognised once, by
+``register``. Its reads and writes behave as on io_uring: the offset is ignored (a
+socket refuses a non-zero one with ESPIPE, as the kernel does under io_uring) and a
+request stays in flight until the fd is ready, for as long as that takes. Such requests
+never occupy the file workers: on its first stream request a queue starts one more
+daemon thread, the *stream thread*, which serves every stream request of that queue. It
+tries each new request at once without blocking (``preadv``/``pwritev`` at the file
+position with ``RWF_NOWAIT``), then sleeps in ``poll()`` on the fds with requests
+waiting plus a private eventfd, written by ``commit()`` for new requests and by
+``close()``/``__exit__``/GC to cancel, and retries the requests of the fds that became
+ready, oldest first. So any number of pending stream requests (up to ``cq_entries``)
+costs one thread, cannot starve file requests, and no thread ever sits in a ``read()``
+that nothing can interrupt. The stream thread makes its non-blocking calls with the
+queue lock held, so whoever holds the lock knows no stream buffer is in use: cancelling
+drops the waiting requests (internally they complete as ECANCELED) and releases their
+buffers before ``close`` or ``__del__`` returns. Where the kernel or the device refuses
+``RWF_NOWAIT`` (a tty; pipes and sockets on old kernels), the plain call runs only once
+``poll`` with timeout 0 says the fd is ready, a read asks for no more than ``FIONREAD``
+reports and a write goes out ``PIPE_BUF`` bytes per ready check (unless the fd is
+``O_NONBLOCK``): a tty write may then complete short where io_uring's kernel worker
+would have waited, and only a reader outside the queue taking the data in between could
+still make such a read wait. ``read_many``/``write_many`` keep using
+``pread``/``pwrite``: on a stream fd each request gets ``-ESPIPE`` at once (where the
+io_uring provider's batch waits for the data).
+
 Concurrency: one re-entrant lock guards the submission side and the counters; the ready
 deque is appended to by workers without it (deque appends are atomic) and taken from only
 under it. The eventfd is written when a completion or wakeup arrives and read by ``wait``
 before it looks at the queue, so a waiter never sleeps through a completion and an
 asyncio reader does not spin. The eventfd and the registered ``dup()``s are closed only
-when no worker, waiter or batch call can still use them.
+when no worker, waiter or batch call can still use them; the stream thread's eventfd is
+closed by ``close``/GC itself, after waking the thread to end. ``wait`` takes completions
+from the ready deque in one C call and, should a signal handler raise (KeyboardInterrupt)
+anywhere before they are handed over, puts them back at the front, so a Ctrl-C loses no
+completion: the next ``wait`` returns them.
 """
 
 from __future__ import annotations
@@ -21,7 +51,9 @@ import errno
 import fcntl
 import os
 import select
+import stat
 import sys
+import termios
 import threading
 import time
 import weakref
@@ -53,8 +85,8 @@ __all__ = ["ThreadPoolProvider", "ThreadPoolQueue"]
 
 # Request kinds. A request is the tuple (kind, fd, dup, offset, views, nbytes, user_data);
 # a batch chunk is (_CALL, callable).
-_READ = 0  # os.preadv (read and readv)
-_WRITE = 1  # os.pwritev (write and writev)
+_READ = 0  # os.preadv (read and readv); on a stream, the file position
+_WRITE = 1  # os.pwritev (write and writev); on a stream, the file position
 _FSYNC = 2
 _FDATASYNC = 3
 _CALL = 4
@@ -67,7 +99,13 @@ _SLICE = 0.1  # longest sleep before Python's signal handlers get a chance to ru
 _RWF_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
 # errnos that say "this file never does RWF_NOWAIT", as opposed to "not right now"
 _NOWAIT_UNSUPPORTED = frozenset({errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS})
+# the same for a stream, where EINVAL is the call's own answer (too many parts, an eventfd
+# read of fewer than 8 bytes) and reported as such, as io_uring does
+_STREAM_NOWAIT_UNSUPPORTED = frozenset({errno.EOPNOTSUPP, errno.ENOSYS})
 _NEVER = object()
+_STREAM_EVENTS = (select.POLLIN, select.POLLOUT)  # by kind: what a stream request waits for
+_STREAM_POLL_MS = 1000  # the stream thread re-checks the queue at least this often
+_PIPE_BUF = select.PIPE_BUF  # what a blocking write without RWF_NOWAIT sends per ready check
 _preadv = os.preadv
 _pwritev = os.pwritev
 _fd = _checks.fd
@@ -84,8 +122,32 @@ def _os_error(code: int | None) -> OSError:
     return OSError(code, os.strerror(code))
 
 
+def _stream_kind(fd: int) -> int | None:
+    """``None`` for a file that takes ``pread``, else 1 for a socket and 0 for another
+    stream (a pipe, FIFO, tty, eventfd...)."""
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISSOCK(mode):
+        return 1
+    if stat.S_ISFIFO(mode):
+        return 0
+    try:
+        # A read of nothing: the kernel answers ESPIPE for a file without pread before it
+        # looks at anything else, and never calls the driver for zero bytes. (lseek is not
+        # enough: an eventfd seeks, yet refuses pread.)
+        _preadv(fd, [], 0)
+    except OSError as exc:
+        return 0 if exc.errno == errno.ESPIPE else None
+    return None
+
+
 class _Shared:
-    """What the queue shares with its worker threads (which must not keep the queue alive)."""
+    """What the queue shares with its worker threads (which must not keep the queue alive).
+
+    The threads hold it only weakly while they wait for work: its ready deque and waiting
+    requests hold user_data, which may refer back to the queue, and a thread's frame is
+    a root for the garbage collector, so a strong reference there would keep such a
+    cycle alive for ever (as an unreaped completion whose user_data holds its queue).
+    """
 
     __slots__ = (
         "__weakref__",
@@ -101,7 +163,15 @@ class _Shared:
         "max_workers",
         "nowait_off",
         "ready",
+        "ref",
         "released",
+        "stream_count",
+        "stream_efd",
+        "stream_kick",
+        "stream_plain",
+        "stream_waiting",
+        "streaming",
+        "streams",
         "users",
         "workers",
     )
@@ -125,6 +195,24 @@ class _Shared:
         self.released = False
         self.workers = 0
         self.max_workers = max_workers
+        # What the threads hold; once the queue is collected, idle workers are told to end.
+        self.ref = weakref.ref(self, partial(_end_workers, self.jobs, max_workers))
+        # Streams (see the module docstring), all guarded by the lock.
+        self.streams: dict[int, int] = {}  # registered dup that cannot seek -> 1 if a socket
+        self.stream_plain: set[int] = set()  # stream dups without RWF_NOWAIT
+        # (dup, kind) -> the requests waiting for that fd to be ready, oldest first
+        self.stream_waiting: dict[tuple[int, int], deque[Request]] = {}
+        self.stream_kick: set[tuple[int, int]] = set()  # keys with requests not tried yet
+        self.stream_count = 0  # requests in stream_waiting
+        self.stream_efd = -1  # wakes the stream thread; -1 while it does not run
+        self.streaming = False  # the stream thread is in run_streams (it holds the lock)
+
+    def __del__(self) -> None:
+        # Collected before the last request finished (a worker found it gone and dropped
+        # its job, see _worker_main): nothing can use the fds any more.
+        if not self.released:
+            self.released = True
+            self.close_fds()
 
     def signal(self) -> None:
         """Make the eventfd readable. Callers append to ``ready`` (or set a flag) first.
@@ -145,7 +233,18 @@ class _Shared:
             pass
 
     def dispatch(self, jobs: list[Request]) -> None:
-        """Hand ``jobs`` to the workers (lock held), starting them on first use."""
+        """Hand ``jobs`` to the workers (lock held), starting them on first use.
+
+        Reads and writes on streams go to the stream thread instead.
+        """
+        streams = self.streams
+        if streams:
+            files = [job for job in jobs if job[0] > _WRITE or job[2] not in streams]
+            if len(files) < len(jobs):
+                self.submit_streams([job for job in jobs if job[0] <= _WRITE and job[2] in streams])
+                jobs = files
+                if not jobs:
+                    return
         self.start_workers()
         self.dispatched += len(jobs)
         busy = self.busy
@@ -165,7 +264,7 @@ class _Shared:
             while self.workers < self.max_workers:
                 threading.Thread(
                     target=_worker_main,
-                    args=(self,),
+                    args=(self.ref, self.jobs),
                     name=f"uringq-threadpool-{self.efd}-{self.workers}",
                     daemon=True,
                 ).start()
@@ -221,6 +320,157 @@ class _Shared:
             _close_quietly(dup)
         self.dups.clear()
         _close_quietly(self.efd)
+        self.end_stream_thread()
+
+    # -- streams (lock held throughout) ---------------------------------------------------
+    def submit_streams(self, jobs: list[Request]) -> None:
+        """Hand reads and writes on streams to the stream thread, starting it if needed."""
+        waiting, kick, busy = self.stream_waiting, self.stream_kick, self.busy
+        for job in jobs:
+            if job[3] and self.streams[job[2]]:  # a socket refuses a file position
+                self.ready.append((job, 0, _os_error(errno.ESPIPE)))
+                self.signal()
+                continue
+            key = (job[2], job[0])
+            pending = waiting.get(key)
+            if pending is None:
+                waiting[key] = pending = deque()
+            pending.append(job)
+            kick.add(key)
+            busy[job[1]] = busy.get(job[1], 0) + 1
+            self.dispatched += 1
+            self.stream_count += 1
+        if self.stream_efd < 0 and self.stream_count and not self.start_stream_thread():
+            # No thread: fail the requests now rather than block or keep them forever.
+            for pending in waiting.values():
+                while pending:
+                    self.stream_done(pending.popleft(), 0, _os_error(errno.EAGAIN))
+            waiting.clear()
+            kick.clear()
+        self.wake_stream_thread()
+
+    def start_stream_thread(self) -> bool:
+        try:
+            efd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        except OSError:
+            return False
+        try:
+            threading.Thread(
+                target=_stream_main,
+                args=(self.ref, efd),
+                name=f"uringq-threadpool-{self.efd}-streams",
+                daemon=True,
+            ).start()
+        except RuntimeError:  # "can't start new thread"
+            _close_quietly(efd)
+            return False
+        self.stream_efd = efd
+        return True
+
+    def wake_stream_thread(self) -> None:
+        if self.stream_efd >= 0:
+            try:  # noqa: SIM105 - as in signal()
+                os.eventfd_write(self.stream_efd, 1)
+            except BlockingIOError:
+                pass
+
+    def stream_done(self, req: Request, result: int, error: OSError | None) -> None:
+        """Make a finished stream request's completion ready and account for it."""
+        if not self.closed:
+            self.ready.append((req, result, error))
+            self.signal()
+        fd = req[1]
+        left = self.busy[fd] - 1
+        if left:
+            self.busy[fd] = left
+        else:
+            del self.busy[fd]
+        self.stream_count -= 1
+        self.dispatched -= 1
+        if not self.dispatched:
+            self.idle.notify_all()
+
+    def drop_streams(self) -> None:
+        """Cancel every waiting stream request: their buffers are released on return.
+
+        Called by the stream thread itself from inside ``run_streams`` (the garbage
+        collector ran the queue's ``__del__`` there), it leaves the requests to that
+        thread, which drops them as soon as ``run_streams`` returns.
+        """
+        if self.streaming:
+            return
+        if self.stream_count:
+            busy = self.busy
+            for pending in self.stream_waiting.values():
+                for fd in [req[1] for req in pending]:
+                    left = busy[fd] - 1
+                    if left:
+                        busy[fd] = left
+                    else:
+                        del busy[fd]
+            self.dispatched -= self.stream_count
+            self.stream_count = 0
+            if not self.dispatched:
+                self.idle.notify_all()
+        self.stream_waiting.clear()
+        self.stream_kick.clear()
+        self.end_stream_thread()
+
+    def end_stream_thread(self) -> None:
+        """Wake the stream thread to end and close its eventfd now, so that no fd outlives
+        ``close()``; the thread never touches the number again (see ``_stream_main``)."""
+        efd = self.stream_efd
+        if efd >= 0:
+            self.wake_stream_thread()
+            self.stream_efd = -1
+            _close_quietly(efd)
+
+    def run_streams(self, ready_fds: list[int]) -> dict[int, int]:
+        """Retry the requests on ``ready_fds`` and try the new ones, oldest first per fd,
+        each until one would block; return the poll events to wait for, by fd."""
+        waiting = self.stream_waiting
+        keys = self.stream_kick
+        self.stream_kick = set()
+        for fd in ready_fds:
+            keys.add((fd, _READ))
+            keys.add((fd, _WRITE))
+        for key in keys:
+            pending = waiting.get(key)
+            if pending is None:
+                continue
+            while pending and not self.closed:
+                outcome = self.stream_try(pending[0])
+                if outcome is None:
+                    break
+                self.stream_done(pending.popleft(), *outcome)
+            if not pending:
+                waiting.pop(key, None)
+        watch: dict[int, int] = {}
+        for dup, kind in waiting:
+            watch[dup] = watch.get(dup, 0) | _STREAM_EVENTS[kind]
+        return watch
+
+    def stream_try(self, req: Request) -> tuple[int, OSError | None] | None:
+        """One non-blocking attempt: ``(result, error)``, or ``None`` if it would block."""
+        kind, _, dup, _, views, nbytes, _ = req
+        nowait = _RWF_NOWAIT
+        if nowait is not None and dup not in self.stream_plain:
+            try:
+                result = (_preadv if kind == _READ else _pwritev)(dup, views, -1, nowait)
+            except BlockingIOError:
+                return None
+            except OSError as exc:
+                if exc.errno not in _STREAM_NOWAIT_UNSUPPORTED:
+                    return (0, _os_error(exc.errno))
+                self.stream_plain.add(dup)  # e.g. a tty: EOPNOTSUPP
+            except Exception:  # e.g. MemoryError: report it, never kill the thread
+                return (0, _os_error(errno.EIO))
+            else:
+                return (result, None)
+        try:
+            return _plain_stream_call(kind, dup, views, nbytes)
+        except Exception:
+            return (0, _os_error(errno.EIO))
 
 
 def _close_quietly(fd: int) -> None:
@@ -249,13 +499,143 @@ def _execute(req: Request) -> Done:
     return (req, result, None)
 
 
-def _worker_main(shared: _Shared) -> None:
-    get = shared.jobs.get
+def _ready_now(fd: int, events: int) -> bool:
+    poller = select.poll()
+    poller.register(fd, events)
+    return bool(poller.poll(0))
+
+
+def _readable_bytes(fd: int) -> int:
+    """What ``FIONREAD`` reports (0 when the device does not say)."""
+    count = array("i", [0])
+    try:
+        fcntl.ioctl(fd, termios.FIONREAD, count, True)
+    except OSError:
+        return 0
+    return max(count[0], 0)
+
+
+def _window(views: Sequence[memoryview], start: int, length: int) -> list[memoryview]:
+    """The parts of ``views`` that cover bytes ``start .. start + length`` of their sum."""
+    parts: list[memoryview] = []
+    for whole in views:
+        size = whole.nbytes
+        if start >= size:
+            start -= size
+            continue
+        view = whole
+        if view.ndim != 1 or view.format != "B":  # prepare_read/write keep any C layout
+            view = _write_source(view)  # raw bytes, as writable as the view was
+        part = view[start : start + length]
+        parts.append(part)
+        length -= part.nbytes
+        start = 0
+        if length <= 0:
+            break
+    return parts
+
+
+def _plain_stream_call(
+    kind: int, dup: int, views: Sequence[memoryview], nbytes: int
+) -> tuple[int, OSError | None] | None:
+    """A stream call where ``RWF_NOWAIT`` is refused: only as much as cannot block.
+
+    ``None`` when the fd is not ready. Without ``O_NONBLOCK``, a read asks for at most
+    what ``FIONREAD`` reports (everything at EOF or when it reports nothing) and a write
+    sends ``PIPE_BUF`` bytes at a time while the fd stays writable.
+    """
+    events = _STREAM_EVENTS[kind]
+    try:
+        if nbytes and not _ready_now(dup, events):
+            return None
+        if not nbytes:
+            done = 0
+        elif not os.get_blocking(dup):
+            done = (os.readv if kind == _READ else os.writev)(dup, views)
+        elif kind == _READ:
+            limit = _readable_bytes(dup)
+            done = os.readv(dup, _window(views, 0, limit) if 0 < limit < nbytes else views)
+        else:
+            done = _write_while_ready(dup, views, nbytes)
+    except BlockingIOError:
+        return None
+    except OSError as exc:
+        return (0, _os_error(exc.errno))
+    return (done, None)
+
+
+def _write_while_ready(dup: int, views: Sequence[memoryview], nbytes: int) -> int:
+    """Write ``PIPE_BUF`` bytes at a time to a blocking fd while it stays writable."""
+    done = 0
+    while done < nbytes and (not done or _ready_now(dup, select.POLLOUT)):
+        try:
+            sent = os.writev(dup, _window(views, done, _PIPE_BUF))
+        except OSError:
+            if done:
+                break  # the error comes back on the next request
+            raise
+        if not sent:
+            break
+        done += sent
+    return done
+
+
+def _stream_main(ref: weakref.ref[_Shared], efd: int) -> None:
+    """The stream thread (see the module docstring) of one queue; ``efd`` wakes it.
+
+    Closing the queue drops the waiting requests, writes to ``efd`` and closes it, all
+    under the lock: from then on this thread only ends. A ``poll`` already under way may
+    still look at the old numbers (POLLNVAL, or a file that took the number): that is
+    harmless, and the timeout bounds how long such a poll can outlive the queue. While it
+    polls, the thread holds nothing that keeps the queue alive (see ``_Shared``).
+    """
+    ready_fds: list[int] = []
+    while True:
+        shared = ref()
+        if shared is None:
+            return
+        with shared.lock:
+            if shared.closed or shared.stream_efd != efd:
+                return
+            try:  # noqa: SIM105 - drain before looking: a later write wakes the poll
+                os.eventfd_read(efd)
+            except BlockingIOError:
+                pass
+            shared.streaming = True
+            try:
+                watch = shared.run_streams(ready_fds)
+            finally:
+                shared.streaming = False
+            if shared.closed:  # collected meanwhile, by a collection in this thread
+                shared.drop_streams()
+                shared.release_if_idle()
+                return
+        del shared
+        poller = select.poll()
+        poller.register(efd, select.POLLIN)
+        for fd, events in watch.items():
+            poller.register(fd, events)
+        del watch
+        ready_fds = [fd for fd, _ in poller.poll(_STREAM_POLL_MS) if fd != efd]
+
+
+def _worker_main(ref: weakref.ref[_Shared], jobs: SimpleQueue[Request | None]) -> None:
+    get = jobs.get
     while True:
         box: list[Any] = [get()]  # the only reference to the job, handed over (see finish)
         if box[0] is None:
             return
+        shared = ref()
+        if shared is None:  # collected (its __del__ cancelled the job)
+            return
         shared.finish(box)
+        del shared  # hold the queue only while running a job
+
+
+def _end_workers(jobs: SimpleQueue[Request | None], workers: int, _: object) -> None:
+    """Once the shared state is collected: tell the workers waiting for jobs to end."""
+    for _ in range(workers):
+        jobs.put(None)
 
 
 class _Batch:
@@ -450,10 +830,23 @@ class ThreadPoolQueue:
             if number in self._files:
                 return
             dup = fcntl.fcntl(number, fcntl.F_DUPFD_CLOEXEC, 0)
+            shared = self._shared
+            try:
+                stream = _stream_kind(dup)
+            except BaseException:
+                os.close(dup)
+                raise
             self._files[number] = dup
-            if fcntl.fcntl(dup, fcntl.F_GETFL) & getattr(os, "O_DIRECT", 0):
+            if stream is not None:
+                # Reads and writes go to the stream thread; commit's inline pread (and a
+                # batch's) would only fail with ESPIPE.
+                shared.streams[dup] = stream
+                shared.nowait_off[_READ].add(dup)
+                if _RWF_NOWAIT is None:
+                    shared.stream_plain.add(dup)
+            elif fcntl.fcntl(dup, fcntl.F_GETFL) & getattr(os, "O_DIRECT", 0):
                 # An O_DIRECT read "without waiting" still waits for the device, inline.
-                for dups in self._shared.nowait_off:
+                for dups in shared.nowait_off:
                     dups.add(dup)
 
     def deregister(self, fd: int | HasFileno) -> None:
@@ -472,8 +865,11 @@ class ThreadPoolQueue:
             if users:
                 raise QueueBusy(f"fd {number} is still used by {users} request(s)")
             del self._files[number]
-            for dups in self._shared.nowait_off:
+            shared = self._shared
+            for dups in shared.nowait_off:
                 dups.discard(dup)
+            shared.streams.pop(dup, None)
+            shared.stream_plain.discard(dup)
             os.close(dup)
 
     # -- requests ---------------------------------------------------------------------
@@ -660,6 +1056,9 @@ class ThreadPoolQueue:
             low, high = _checks.wait_limits(min_events, max_events)
             seconds = _checks.timeout(timeout)
         shared = self._shared
+        ready = self._ready
+        sleeping = took = wakeup = False
+        taken: list[Done] = []
         self._acquire()
         try:
             if not self._open:
@@ -674,80 +1073,92 @@ class ThreadPoolQueue:
                         f"min_events={low} can never be met: only {self._in_flight} request(s)"
                         " in flight (pass a timeout to wait anyway)"
                     )
-            done = self._take_if_ready(low, high, seconds == 0)
-            if done is not None:
-                return done
-            shared.users += 1
-        finally:
-            self._release()
-        try:
-            return self._sleep_until_ready(low, high, seconds)
-        finally:
-            with shared.lock:
+            shared.reset()
+            if len(ready) < low and seconds != 0 and not self._wakeup_pending:
+                shared.users += 1
+                sleeping = True
+                self._sleep(low, seconds)
                 shared.users -= 1
-                shared.release_if_idle()
+                sleeping = False
+            # A pending wakeup wins; otherwise the wait is met or has expired. The pops run
+            # in one C call; should a signal handler raise (KeyboardInterrupt) any time
+            # before the lock is released and only the return is left, the handler below
+            # puts the completions back at the front, so the next wait returns them.
+            n = len(ready)
+            if high is not None and high < n:
+                n = high
+            wakeup = self._wakeup_pending
+            taken.extend(islice(iter(ready.popleft, _NEVER), n))
+            done = [Completion(req[6], result, error) for req, result, error in taken]
+            interrupted = Interrupted("wait interrupted by wakeup()", done) if wakeup else None
+            self._in_flight -= n
+            self._wakeup_pending = False
+            took = True  # no call since the line above: these three change together
+            if ready:
+                shared.signal()  # max_events left some behind: keep fileno() readable
+            self._release()
+        except BaseException:
+            self._undo_wait(sleeping, taken, took, wakeup)
+            raise
+        del taken  # the traceback of Interrupted keeps this frame: let go of the buffers
+        if interrupted is not None:
+            raise interrupted
+        return done
 
-    def _sleep_until_ready(
-        self, low: int, high: int | None, seconds: float | None
-    ) -> list[Completion]:
+    def _undo_wait(self, sleeping: bool, taken: list[Done], took: bool, wakeup: bool) -> None:
+        """``wait`` is raising: put back what it took and release the lock."""
+        lock: Any = self._lock
+        if not lock._is_owned():  # the exception came after the release, or while polling
+            lock.acquire()
+        try:
+            shared = self._shared
+            if sleeping:
+                shared.users -= 1
+            if not shared.closed and (taken or took):
+                self._ready.extendleft(reversed(taken))
+                if took:
+                    self._in_flight += len(taken)
+                    self._wakeup_pending = self._wakeup_pending or wakeup
+                shared.signal()
+            taken.clear()  # the traceback keeps wait's frame, which holds this list
+            shared.release_if_idle()
+        finally:
+            lock.release()
+
+    def _sleep(self, low: int, seconds: float | None) -> None:
+        """Sleep until a wakeup, ``low`` completions or the timeout (lock held, released
+        meanwhile); raise when the queue is closed or can no longer meet the wait."""
         shared = self._shared
+        ready = self._ready
         deadline = None if seconds is None else time.monotonic() + seconds
         poller = select.poll()
         poller.register(shared.efd, select.POLLIN)
+        release, acquire = self._release, self._acquire
         while True:
-            if deadline is None:
-                poller.poll(_SLICE * 1000)
-            else:
-                remaining = deadline - time.monotonic()
-                if remaining > 0:
-                    poller.poll(min(remaining, _SLICE) * 1000 + 1)  # +1: never a busy 0 ms poll
-            with shared.lock:
-                if shared.closed:
-                    if self._forked:
-                        self._raise_unusable()
-                    raise QueueClosed("queue closed while waiting", [])
-                if deadline is None and low > self._in_flight:
-                    # Another thread took completions this wait counted on.
-                    if not self._in_flight:
-                        raise QueueEmpty("nothing left in flight to wait for")
-                    low = self._in_flight
-                expired = deadline is not None and time.monotonic() >= deadline
-                done = self._take_if_ready(low, high, expired)
-                if done is not None:
-                    return done
-
-    def _take_if_ready(self, low: int, high: int | None, expired: bool) -> list[Completion] | None:
-        """One look (lock held): a pending wakeup wins, then a met or expired wait takes."""
-        self._shared.reset()
-        ready = self._ready
-        if self._wakeup_pending:
-            self._wakeup_pending = False
-            raise Interrupted("wait interrupted by wakeup()", self._take(high))
-        if len(ready) >= low or expired:
-            return self._take(high)
-        return None
-
-    def _take(self, high: int | None) -> list[Completion]:
-        """Pop up to ``high`` ready completions (lock held); they now count as returned."""
-        ready = self._ready
-        n = len(ready)
-        if high is not None and high < n:
-            n = high
-        if not n:
-            return []
-        taken: list[Done] = []
-        try:
-            # The pops run in C (no signal handler can run in between); if a handler raises
-            # later on, the completions go back where they were.
-            taken.extend(islice(iter(ready.popleft, _NEVER), n))
-            done = [Completion(req[6], result, error) for req, result, error in taken]
-            if ready:
-                self._shared.signal()  # max_events left some behind: keep fileno() readable
-        except BaseException:
-            ready.extendleft(reversed(taken))
-            raise
-        self._in_flight -= n
-        return done
+            release()
+            try:
+                if deadline is None:
+                    poller.poll(_SLICE * 1000)
+                else:
+                    remaining = deadline - time.monotonic()
+                    if remaining > 0:
+                        poller.poll(min(remaining, _SLICE) * 1000 + 1)  # +1: never a busy 0 ms
+            finally:
+                acquire()
+            if shared.closed:
+                if self._forked:
+                    self._raise_unusable()
+                raise QueueClosed("queue closed while waiting", [])
+            if deadline is None and low > self._in_flight:
+                # Another thread took completions this wait counted on.
+                if not self._in_flight:
+                    raise QueueEmpty("nothing left in flight to wait for")
+                low = self._in_flight
+            shared.reset()
+            if self._wakeup_pending or len(ready) >= low:
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                return
 
     def wakeup(self) -> None:
         """Make a blocked (or the next) ``wait`` raise ``Interrupted``; thread-safe."""
@@ -879,6 +1290,7 @@ class ThreadPoolQueue:
         self._in_flight = 0
         self._wakeup_pending = False
         shared.signal()  # a waiter in another thread wakes up and sees the queue closed
+        shared.drop_streams()  # and the stream thread ends
         self._ready.clear()
 
     def _close_in_child(self) -> None:
@@ -890,6 +1302,11 @@ class ThreadPoolQueue:
         self._in_flight = 0
         shared.closed = shared.released = True
         self._ready.clear()
+        shared.stream_waiting.clear()
+        shared.stream_kick.clear()
+        if shared.stream_efd >= 0:  # the parent's stream thread shares it: close, no wake
+            _close_quietly(shared.stream_efd)
+            shared.stream_efd = -1
         shared.close_fds()
 
     def __del__(self) -> None:
