@@ -384,3 +384,29 @@ def test_the_out_buffer_is_released_after_the_batch(queue, rfile):
     queue.read_many(fd, [0, 32], 32, out)
     out.extend(b"more")  # no export is held any more: resizing works
     assert len(out) == 68
+
+
+@pytest.mark.timeout(20)
+def test_ctrl_c_ends_a_read_many_stuck_on_an_empty_pipe_and_the_queue_stays_usable(
+    queue, pipe_fds, rfd
+):
+    """A batch that cannot finish (io_uring waits for pipe data) still sees SIGINT within
+    about 100 ms: the kernel gives its requests back and KeyboardInterrupt propagates."""
+    import signal
+    import threading
+    import time
+
+    if queue.provider_id != "io_uring":
+        pytest.skip("only io_uring's batch waits for pipe data (threadpool: -ESPIPE at once)")
+    r, _ = pipe_fds
+    queue.register(r)
+    main = threading.get_ident()
+    timer = threading.Timer(0.3, signal.pthread_kill, (main, signal.SIGINT))
+    start = time.monotonic()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        queue.read_many(r, [0, 0], 16, bytearray(32))
+    assert time.monotonic() - start < 3
+    timer.join()
+    out = bytearray(8)
+    assert list(queue.read_many(rfd, [0], 8, out)) == [8], "the queue is still usable"

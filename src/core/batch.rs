@@ -173,6 +173,12 @@ impl Batch<'_> {
         let (mut next, mut in_kernel) = (0usize, 0usize);
         let mut failure: Option<BatchError<E>> = None;
         let mut last_check = Instant::now();
+        let mut cancelled = false;
+        // Wait in slices so the caller's signal check runs even while nothing completes
+        // (a read on an empty pipe); EXT_ARG timeouts need Linux 5.11.
+        let slice = types::Timespec::from(CHECK_EVERY);
+        let slice = types::SubmitArgs::new().timespec(&slice);
+        let sliced = ring.params().is_feature_ext_arg();
         loop {
             if failure.is_none() {
                 let mut sq = ring.submission();
@@ -184,13 +190,22 @@ impl Batch<'_> {
                     next += 1;
                     in_kernel += 1;
                 }
+            } else if !cancelled {
+                // Stopping early: ask the kernel to give back what it still holds.
+                cancel_private(ring);
+                cancelled = true;
             }
             if in_kernel == 0 {
                 break;
             }
-            match ring.submit_and_wait(1) {
+            let waited = if sliced {
+                ring.submitter().submit_with_args(1, &slice)
+            } else {
+                ring.submit_and_wait(1)
+            };
+            match waited {
                 Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::ETIME)) => {}
                 Err(e) => {
                     // Transient (EAGAIN/EBUSY) or a broken ring: stop feeding it, but
                     // keep reaping what is out.
@@ -199,7 +214,10 @@ impl Batch<'_> {
                 }
             }
             for cqe in ring.completion() {
-                results[cqe.user_data() as usize] = i64::from(cqe.result());
+                let Some(slot) = results.get_mut(cqe.user_data() as usize) else {
+                    continue; // the cancel request's own completion
+                };
+                *slot = i64::from(cqe.result());
                 in_kernel -= 1;
             }
             if failure.is_none() && last_check.elapsed() >= CHECK_EVERY {
@@ -213,6 +231,27 @@ impl Batch<'_> {
             Some(e) => Err(e),
             None => Ok(results),
         }
+    }
+}
+
+/// Cancels everything in a private ring: synchronously where the kernel can (6.0+),
+/// else with an AsyncCancel SQE (its completion carries an id no request has).
+fn cancel_private(ring: &mut IoUring) {
+    let any = types::CancelBuilder::any();
+    let timeout = types::Timespec::new().sec(1);
+    if ring
+        .submitter()
+        .register_sync_cancel(Some(timeout), any)
+        .is_ok()
+    {
+        return;
+    }
+    let sqe = opcode::AsyncCancel2::new(types::CancelBuilder::any())
+        .build()
+        .user_data(u64::MAX);
+    // SAFETY: a cancel request points to no memory.
+    if unsafe { ring.submission().push(&sqe) }.is_ok() {
+        let _ = ring.submit();
     }
 }
 
@@ -306,6 +345,44 @@ mod tests {
         let back = std::fs::read(&path).unwrap();
         assert!(back[500..600].iter().all(|&b| b == 7));
         std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_failing_check_ends_a_batch_stuck_on_an_empty_pipe() {
+        let mut fds = [0; 2];
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        let mut out = vec![0u8; 2 * 16];
+        let mut calls = 0;
+        let start = Instant::now();
+        let res = unsafe {
+            Batch {
+                dir: BatchDir::Read,
+                fd: fds[0],
+                offsets: &[0, 0],
+                size: 16,
+                buf: out.as_mut_ptr(),
+                buf_len: out.len(),
+                depth: 2,
+            }
+            .run(&BatchCache::default(), || {
+                calls += 1;
+                if calls >= 2 {
+                    Err("KeyboardInterrupt")
+                } else {
+                    Ok(())
+                }
+            })
+        };
+        assert!(matches!(res, Err(BatchError::Signal("KeyboardInterrupt"))));
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+        unsafe {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
     }
 
     #[test]
