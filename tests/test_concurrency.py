@@ -473,15 +473,6 @@ def test_a_waiter_whose_completions_another_thread_took_does_not_hang(
     takes the first one when it completes. SPEC 2: ``min_events`` above what is in flight
     "could never be met" - A must not sleep forever once the second read completes: it
     returns it (or raises QueueEmpty / ValueError), and no completion is lost."""
-    if provider == "io_uring":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="io_uring: Queue::wait checks min_events against in_flight only on"
-                " entry; once another thread takes a completion it counted on, the wait"
-                " can never be met and sleeps until a wakeup, close or signal",
-            )
-        )
     r, w = pipe_fds
     q = make_queue(4)
     q.register(r)
@@ -597,15 +588,6 @@ def test_fork_while_other_threads_submit_and_wait(request, provider, data_fd):
     the main thread forks 200 times. Each child must find every method raising
     RuntimeError and must be able to close both queues (SPEC 2: closing in the child
     releases only the child's memory and fds); the parent's threads lose nothing."""
-    if provider == "io_uring":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="io_uring: a child forked while another thread held the queue's"
-                " state mutex deadlocks in close()/.closed (Queue::close and is_closed lock"
-                " the std Mutex, which stays locked forever in the child)",
-            )
-        )
     queues = [uringq.IoQueue(16, provider=provider) for _ in range(2)]
     stop = threading.Event()
     failures = Failures()

@@ -1028,13 +1028,6 @@ def test_registration_is_checked_before_capacity(request, make_queue, provider, 
     """SPEC 2 lists the checks of ``prepare_*``: registration comes before capacity, as in
     ``IoQueue``'s own checked path and in threadpool. A permanent error (the fd is not
     registered) must not hide behind a transient one (QueueFull)."""
-    xfail_on(
-        request,
-        provider,
-        "io_uring",
-        "io_uring checks capacity (QueueFull) before registration (HandleNotRegistered):"
-        " src/core/queue.rs Queue::prepare looks up the file after the SQ/CQ room checks",
-    )
     q = make_queue(1, 1)
     q.register(data_fd)
     q.prepare_read(data_fd, 0, bytearray(8), "fills the queue")

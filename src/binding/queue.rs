@@ -475,7 +475,10 @@ impl NativeQueue {
             .detach(|| self.core.close(cancel))
             .map_err(|e| to_pyerr(py, e))?;
         drop(payloads);
-        self.batch.forget();
+        if !self.core.is_forked() {
+            // (In a forked child its lock may have been caught held: leave it.)
+            self.batch.forget();
+        }
         Ok(())
     }
 

@@ -10,6 +10,7 @@
 //! memory the caller could have released.
 
 use std::collections::VecDeque;
+use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -131,7 +132,8 @@ impl<T> State<T> {
 
 /// An io_uring queue whose requests carry a payload `T` (the buffers they point to).
 pub struct Queue<T> {
-    state: Mutex<State<T>>,
+    /// Dropped by hand: a forked child must not touch it if the fork caught it locked.
+    state: ManuallyDrop<Mutex<State<T>>>,
     /// A `wakeup()` not yet seen by a `wait`.
     wake: AtomicBool,
     /// Set (under the state lock) when the ring is dropped; read without the lock so the
@@ -160,14 +162,14 @@ impl<T> Queue<T> {
         let ring = Ring::new(sq_entries, cq_entries)?;
         let files = FileTable::new(ring.io());
         Ok(Queue {
-            state: Mutex::new(State {
+            state: ManuallyDrop::new(Mutex::new(State {
                 ring: Some(ring),
                 ops: Slab::new(),
                 files,
                 prepared: 0,
                 in_kernel: 0,
                 ready: VecDeque::new(),
-            }),
+            })),
             wake: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             fork_gen: fork_generation(),
@@ -208,6 +210,14 @@ impl<T> Queue<T> {
         st.ops.for_each(|entry| f(&entry.payload));
         st.ready.iter().for_each(|done| f(&done.payload));
         true
+    }
+
+    fn try_lock_in_child(&self) -> Option<MutexGuard<'_, State<T>>> {
+        match self.state.try_lock() {
+            Ok(st) => Some(st),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
     }
 
     pub fn is_closed(&self) -> bool {
@@ -281,6 +291,11 @@ impl<T> Queue<T> {
         if st.ring.is_none() {
             return Err((Error::Closed, payload));
         }
+        // A permanent refusal (not registered) before a transient one (full).
+        let target = match st.files.target(fd) {
+            Ok(t) => t,
+            Err(e) => return Err((e, payload)),
+        };
         if st.prepared >= self.sq_entries as usize {
             return Err((
                 Error::Full("every submission queue entry is prepared; commit() first"),
@@ -296,10 +311,6 @@ impl<T> Queue<T> {
                 payload,
             ));
         }
-        let target = match st.files.target(fd) {
-            Ok(t) => t,
-            Err(e) => return Err((e, payload)),
-        };
         let id = st.ops.insert(Entry { op, fd, payload });
         let sqe = st.ops.get(id).expect("just inserted").op.to_sqe(target);
         let sqe = sqe.user_data(id as u64);
@@ -401,6 +412,19 @@ impl<T> Queue<T> {
         Ok(None)
     }
 
+    /// Like [`take_if_ready`](Self::take_if_ready) for a wait without a timeout, whose
+    /// `min` was checked against `in_flight` on entry: if another thread has since taken
+    /// some of those completions, wait only for what is still in flight, never forever.
+    fn take_if_ready_untimed<E>(
+        &self,
+        st: &mut State<T>,
+        min: usize,
+        max: usize,
+    ) -> WaitResult<Option<Vec<Done<T>>>, T, E> {
+        let reachable = min.min(st.in_flight());
+        self.take_if_ready(st, reachable, max, false)
+    }
+
     /// Takes up to `max` ready completions; if some stay behind (`max` was reached), the
     /// eventfd is signalled again so a poller (asyncio) comes back for them.
     fn take_and_rearm(st: &mut State<T>, max: usize) -> Vec<Done<T>> {
@@ -448,8 +472,14 @@ impl<T> Queue<T> {
             if st.ring.is_none() {
                 return Err(WaitError::Closed(Vec::new()));
             }
-            let expired = deadline.is_some_and(|d| Instant::now() >= d);
-            if let Some(done) = self.take_if_ready(&mut st, min, max, expired)? {
+            let ready = match deadline {
+                None if timeout.is_none() => self.take_if_ready_untimed(&mut st, min, max)?,
+                _ => {
+                    let expired = deadline.is_some_and(|d| Instant::now() >= d);
+                    self.take_if_ready(&mut st, min, max, expired)?
+                }
+            };
+            if let Some(done) = ready {
                 return Ok(done);
             }
         }
@@ -462,14 +492,19 @@ impl<T> Queue<T> {
     /// closed queue does nothing. In a forked child only the child's memory is released:
     /// the shared ring is never entered.
     pub fn close(&self, cancel: bool) -> Result<Vec<T>, Error> {
+        if self.is_forked() {
+            self.closed.store(true, Ordering::Release);
+            // A parent thread may have held the lock at fork(); it will never release it
+            // here, and what it guarded may be half-updated: then leave it all alone.
+            let Some(mut st) = self.try_lock_in_child() else {
+                return Ok(Vec::new());
+            };
+            st.ring = None;
+            return Ok(st.release_all());
+        }
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if st.ring.is_none() {
             return Ok(Vec::new());
-        }
-        if self.is_forked() {
-            st.ring = None;
-            self.closed.store(true, Ordering::Release);
-            return Ok(st.release_all());
         }
         if !cancel && (st.prepared > 0 || st.in_flight() > 0) {
             return Err(Error::Busy(format!(
@@ -492,7 +527,14 @@ impl<T> Queue<T> {
 
 impl<T> Drop for Queue<T> {
     fn drop(&mut self) {
-        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        if self.is_forked() && self.try_lock_in_child().is_none() {
+            // Locked at fork() by a thread of the parent: leak it rather than free
+            // memory in an unknown state (the child's copy only; the parent is untouched).
+            return;
+        }
+        // SAFETY: dropped exactly once, here, and never used again.
+        let mut state = unsafe { ManuallyDrop::take(&mut self.state) };
+        let st = state.get_mut().unwrap_or_else(|e| e.into_inner());
         if st.ring.is_none() {
             return;
         }
