@@ -26,8 +26,8 @@ Requests that are prepared or in flight together never touch overlapping bytes w
 of them writes (nor does a read race a write that grows the file), so results do not
 depend on timing: a drawn request that would conflict is moved to a free block.
 
-Known divergences are kept out of the random steps and pinned by the explicit tests at
-the end of this file (marked ``xfail(strict=True)`` until they are resolved).
+Divergences the fuzz found (check order, closed-queue counters, a kept exception pinning
+buffers) are fixed; explicit tests at the end of this file keep them fixed.
 
 Profiles (``URINGQ_FUZZ``): ``short`` (default, CI: a few seconds) and ``long``
 (>= 100k steps in total); see docs/TESTING.md.
@@ -1015,16 +1015,11 @@ def test_providers_and_model_agree_over_random_operation_sequences() -> None:
         print(f"  {n:8d}  {what}")
 
 
-# -- known divergences, pinned (the fuzz above steers around them) ------------------------
-
-
-def xfail_on(request: pytest.FixtureRequest, provider: str, culprit: str, reason: str) -> None:
-    if provider == culprit:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+# -- divergences the fuzz found, fixed: keep them so ---------------------------------------
 
 
 @pytest.mark.timeout(30)
-def test_registration_is_checked_before_capacity(request, make_queue, provider, data_fd, open_fd):
+def test_registration_is_checked_before_capacity(make_queue, data_fd, open_fd):
     """SPEC 2 lists the checks of ``prepare_*``: registration comes before capacity, as in
     ``IoQueue``'s own checked path and in threadpool. A permanent error (the fd is not
     registered) must not hide behind a transient one (QueueFull)."""
@@ -1053,16 +1048,9 @@ CLOSED_QUEUE_BAD_CALLS: dict[str, Callable[[Any], Any]] = {
 
 
 @pytest.mark.timeout(30)
-def test_a_closed_queue_raises_QueueClosed_before_checking_arguments(request, make_queue, provider):
+def test_a_closed_queue_raises_QueueClosed_before_checking_arguments(make_queue):
     """SPEC 2: "every other method of a closed queue raises QueueClosed", whatever its
     arguments - as io_uring and ``IoQueue``'s own checked path (``_usable()`` first) do."""
-    xfail_on(
-        request,
-        provider,
-        "threadpool",
-        "threadpool checks fd/offset/buffer/wait arguments before it looks at the closed"
-        " state, so a closed queue raises TypeError/ValueError/BufferError instead",
-    )
     q = make_queue(4)
     q.close()
     wrong = {}
@@ -1080,11 +1068,6 @@ def test_a_closed_queue_raises_QueueClosed_before_checking_arguments(request, ma
 
 @pytest.mark.timeout(30)
 @pytest.mark.skipif(len(PROVIDERS) < 2, reason="needs two providers to compare")
-@pytest.mark.xfail(
-    strict=True,
-    reason="divergence: on a closed queue io_uring's prepared/in_flight are 0, threadpool's"
-    " raise QueueClosed (SPEC 2 does not say which; they should agree)",
-)
 def test_counters_of_a_closed_queue_agree_across_providers():
     seen = {}
     for provider in PROVIDERS:
@@ -1102,19 +1085,10 @@ def test_counters_of_a_closed_queue_agree_across_providers():
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("then", ["completion returned", "closed with cancel"])
-def test_a_kept_prepare_error_does_not_pin_other_requests_buffers(
-    request, make_queue, provider, data_fd, then
-):
+def test_a_kept_prepare_error_does_not_pin_other_requests_buffers(make_queue, data_fd, then):
     """SPEC 3: a buffer is held until its completion is returned or drained. An exception
     from a refused ``prepare_*`` that the caller keeps (logged, stored, or caught in a
     reference cycle) must not keep other requests' buffers pinned past that point."""
-    xfail_on(
-        request,
-        provider,
-        "threadpool",
-        "threadpool's QueueFull/HandleNotRegistered traceback keeps the prepare frame, whose"
-        " local `prepared` is the list of every prepared request (and their buffer views)",
-    )
     q = make_queue(1)
     q.register(data_fd)
     buf = bytearray(16)

@@ -804,17 +804,22 @@ class ThreadPoolQueue:
 
     @property
     def prepared(self) -> int:
-        """Requests prepared, not yet committed."""
+        """Requests prepared, not yet committed (0 once closed, as on io_uring)."""
         if not self._open:
-            self._raise_unusable()
+            return self._closed_count()
         return len(self._prepared)
 
     @property
     def in_flight(self) -> int:
-        """Requests committed whose completion was not returned yet."""
+        """Requests committed whose completion was not returned yet (0 once closed)."""
         if not self._open:
-            self._raise_unusable()
+            return self._closed_count()
         return self._in_flight
+
+    def _closed_count(self) -> int:
+        if self._forked:
+            self._raise_unusable()
+        return 0
 
     @property
     def closed(self) -> bool:
@@ -823,6 +828,8 @@ class ThreadPoolQueue:
     # -- files ------------------------------------------------------------------------
     def register(self, fd: int | HasFileno) -> None:
         """Pin the open file: requests on ``fd`` use a private ``dup`` until deregister."""
+        if not self._open:
+            self._raise_unusable()
         number = _fd(fd)
         with self._lock:
             if not self._open:
@@ -851,6 +858,8 @@ class ThreadPoolQueue:
 
     def deregister(self, fd: int | HasFileno) -> None:
         """Unpin ``fd``; ``QueueBusy`` while requests on it are prepared or in flight."""
+        if not self._open:
+            self._raise_unusable()
         number = _fd(fd)
         with self._lock:
             if not self._open:
@@ -907,6 +916,9 @@ class ThreadPoolQueue:
                 or n >= self._sq_entries
                 or n + self._in_flight >= self._cq_entries
             ):
+                # A caller may keep the exception: its traceback must not keep the
+                # prepared requests (and their buffers) alive through this frame.
+                del prepared, views
                 self._refuse(fd)
             prepared.append((kind, fd, dup, offset, views, nbytes, user_data))
         finally:
@@ -916,6 +928,8 @@ class ThreadPoolQueue:
         self, fd: int | HasFileno, offset: int, buf: Buffer, user_data: Any = None
     ) -> None:
         """Queue a read of ``len(buf)`` bytes at ``offset`` into ``buf``."""
+        if not self._open:
+            self._raise_unusable()
         if type(fd) is not int or not 0 <= fd <= _MAX_FD:
             fd = _fd(fd)
         if type(offset) is not int or not 0 <= offset <= _MAX_OFFSET:
@@ -934,6 +948,7 @@ class ThreadPoolQueue:
                 or n >= self._sq_entries
                 or n + self._in_flight >= self._cq_entries
             ):
+                del prepared, view  # see _queue: a kept traceback must pin nothing
                 self._refuse(fd)
             prepared.append((_READ, fd, dup, offset, (view,), view.nbytes, user_data))
         finally:
@@ -943,6 +958,8 @@ class ThreadPoolQueue:
         self, fd: int | HasFileno, offset: int, buf: Buffer, user_data: Any = None
     ) -> None:
         """Queue a write of ``buf`` at ``offset``."""
+        if not self._open:
+            self._raise_unusable()
         if type(fd) is not int or not 0 <= fd <= _MAX_FD:
             fd = _fd(fd)
         if type(offset) is not int or not 0 <= offset <= _MAX_OFFSET:
@@ -961,6 +978,7 @@ class ThreadPoolQueue:
                 or n >= self._sq_entries
                 or n + self._in_flight >= self._cq_entries
             ):
+                del prepared, view  # see _queue: a kept traceback must pin nothing
                 self._refuse(fd)
             prepared.append((_WRITE, fd, dup, offset, (view,), view.nbytes, user_data))
         finally:
@@ -970,6 +988,8 @@ class ThreadPoolQueue:
         self, fd: int | HasFileno, offset: int, bufs: Sequence[Buffer], user_data: Any = None
     ) -> None:
         """Queue a scatter read filling ``bufs`` in order from ``offset``."""
+        if not self._open:
+            self._raise_unusable()
         fd = _fd(fd)
         offset = _offset(offset)
         views, nbytes = _checks.buffer_views(bufs, writable=True)
@@ -979,6 +999,8 @@ class ThreadPoolQueue:
         self, fd: int | HasFileno, offset: int, bufs: Sequence[Buffer], user_data: Any = None
     ) -> None:
         """Queue a gather write of ``bufs`` in order from ``offset``."""
+        if not self._open:
+            self._raise_unusable()
         fd = _fd(fd)
         offset = _offset(offset)
         views, nbytes = _checks.buffer_views(bufs, writable=False)
@@ -988,6 +1010,8 @@ class ThreadPoolQueue:
         self, fd: int | HasFileno, user_data: Any = None, *, datasync: bool = False
     ) -> None:
         """Queue an ``fsync`` (``fdatasync`` with ``datasync=True``)."""
+        if not self._open:
+            self._raise_unusable()
         self._queue(_FDATASYNC if datasync else _FSYNC, _fd(fd), 0, (), 0, user_data=user_data)
 
     def commit(self) -> int:
@@ -1050,6 +1074,8 @@ class ThreadPoolQueue:
         self, min_events: int = 1, max_events: int | None = None, timeout: float | None = None
     ) -> list[Completion]:
         """Return between ``min_events`` and ``max_events`` completions (see SPEC)."""
+        if not self._open:
+            self._raise_unusable()
         if type(min_events) is int and min_events >= 0 and max_events is None and timeout is None:
             low, high, seconds = min_events, None, None  # the common call, already valid
         else:
