@@ -17,17 +17,11 @@ const REQUIRED: [(u8, &str); 7] = [
     (opcode::Write::CODE, "IORING_OP_WRITE"),
 ];
 
-/// Opcodes reported by `supported_opcodes`, including ones used only when present.
-const KNOWN: [(u8, &str); 11] = [
-    (opcode::Nop::CODE, "IORING_OP_NOP"),
-    (opcode::Readv::CODE, "IORING_OP_READV"),
-    (opcode::Writev::CODE, "IORING_OP_WRITEV"),
-    (opcode::Fsync::CODE, "IORING_OP_FSYNC"),
+/// Opcodes used only when present (the batch engine's fixed-buffer path), and ones worth
+/// reporting; `supported_opcodes` lists these after the required ones.
+const OPTIONAL: [(u8, &str); 4] = [
     (opcode::ReadFixed::CODE, "IORING_OP_READ_FIXED"),
     (opcode::WriteFixed::CODE, "IORING_OP_WRITE_FIXED"),
-    (opcode::AsyncCancel::CODE, "IORING_OP_ASYNC_CANCEL"),
-    (opcode::Read::CODE, "IORING_OP_READ"),
-    (opcode::Write::CODE, "IORING_OP_WRITE"),
     (opcode::Fallocate::CODE, "IORING_OP_FALLOCATE"),
     (opcode::OpenAt::CODE, "IORING_OP_OPENAT"),
 ];
@@ -67,11 +61,13 @@ pub fn probe() -> Result<(), Unsupported> {
     }
 }
 
-/// Names of the supported opcodes among those uringq knows; empty if io_uring is unusable.
+/// Names of the supported opcodes among those uringq knows (required first); empty if
+/// io_uring is unusable.
 pub fn supported_opcodes() -> Vec<&'static str> {
     match setup_and_probe() {
-        Ok(probe) => KNOWN
+        Ok(probe) => REQUIRED
             .iter()
+            .chain(OPTIONAL.iter())
             .filter(|(code, _)| probe.is_supported(*code))
             .map(|(_, name)| *name)
             .collect(),

@@ -594,6 +594,19 @@ mod tests {
         }
     }
 
+    /// A pipe whose read end never has data unless a test writes it.
+    fn pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+        use std::os::fd::FromRawFd;
+        let mut fds = [0; 2];
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        unsafe {
+            (
+                std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+                std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+            )
+        }
+    }
+
     fn no_check() -> Result<(), NoSignal> {
         Ok(())
     }
@@ -749,8 +762,8 @@ mod tests {
 
     #[test]
     fn pipe_read_in_flight_is_cancelled_on_close() {
-        let mut fds = [0; 2];
-        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        let (rd, _wr) = pipe();
+        let fds = [rd.as_raw_fd()];
         let q: Queue<Vec<u8>> = Queue::new(2, 4).unwrap();
         q.register(fds[0]).unwrap();
         read(&q, fds[0], 0, 16);
@@ -760,16 +773,12 @@ mod tests {
             .unwrap();
         assert!(r.is_empty(), "nothing was written to the pipe");
         assert_eq!(q.close(true).unwrap().len(), 1);
-        unsafe {
-            libc::close(fds[0]);
-            libc::close(fds[1]);
-        }
     }
 
     #[test]
     fn close_from_another_thread_ends_a_wait() {
-        let mut fds = [0; 2];
-        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        let (rd, _wr) = pipe();
+        let fds = [rd.as_raw_fd()];
         let q: Arc<Queue<Vec<u8>>> = Arc::new(Queue::new(2, 4).unwrap());
         q.register(fds[0]).unwrap();
         read(&q, fds[0], 0, 16);
@@ -782,16 +791,12 @@ mod tests {
         let r = q.wait(1, 1, None, no_check);
         assert!(matches!(r, Err(WaitError::Closed(_))), "{r:?}");
         assert_eq!(t.join().unwrap(), 1);
-        unsafe {
-            libc::close(fds[0]);
-            libc::close(fds[1]);
-        }
     }
 
     #[test]
     fn a_failing_signal_check_loses_nothing() {
-        let mut fds = [0; 2];
-        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        let (rd, _wr) = pipe();
+        let fds = [rd.as_raw_fd()];
         let (_dir, f) = data_file(4096);
         let q: Queue<Vec<u8>> = Queue::new(4, 8).unwrap();
         q.register(f.as_raw_fd()).unwrap();
@@ -809,10 +814,6 @@ mod tests {
         let done = q.wait(1, 1, None, no_check).unwrap();
         assert_eq!(done[0].result, 4096, "the file read is still there");
         assert_eq!(q.close(true).unwrap().len(), 1);
-        unsafe {
-            libc::close(fds[0]);
-            libc::close(fds[1]);
-        }
     }
 
     #[test]
