@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -144,3 +145,13 @@ def pending_read(queue: uringq.IoQueue, pipe_fds: tuple[int, int]) -> PendingRea
     if early:
         pytest.skip(f"{queue.provider_id} does not keep a pipe read pending: {early[0].error!r}")
     return pending
+
+
+@pytest.fixture
+def default_sigint() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt for the test's duration, also where the runner
+    started with SIGINT ignored (Python then installs no handler: a background job)."""
+    saved = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, saved)

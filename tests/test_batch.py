@@ -388,7 +388,7 @@ def test_the_out_buffer_is_released_after_the_batch(queue, rfile):
 
 @pytest.mark.timeout(20)
 def test_ctrl_c_ends_a_read_many_stuck_on_an_empty_pipe_and_the_queue_stays_usable(
-    queue, pipe_fds, rfd
+    queue, pipe_fds, rfd, default_sigint
 ):
     """A batch that cannot finish (io_uring waits for pipe data) still sees SIGINT within
     about 100 ms: the kernel gives its requests back and KeyboardInterrupt propagates."""

@@ -23,12 +23,10 @@ class Custom(Exception):
 
 
 @pytest.fixture(autouse=True)
-def restore_signal_handlers():
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGUSR1)}
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+def restore_signal_handlers(default_sigint):
+    saved = signal.getsignal(signal.SIGUSR1)
     yield
-    for sig, handler in saved.items():
-        signal.signal(sig, handler)
+    signal.signal(signal.SIGUSR1, saved)
 
 
 def run_while_signalled(call: Callable[[], Any], send: Callable[[], None]) -> dict[str, Any]:
