@@ -410,3 +410,89 @@ def test_ctrl_c_ends_a_read_many_stuck_on_an_empty_pipe_and_the_queue_stays_usab
     timer.join()
     out = bytearray(8)
     assert list(queue.read_many(rfd, [0], 8, out)) == [8], "the queue is still usable"
+
+
+# -- a buffer registered for the batch API (io_uring's registered buffers) ---------------
+
+
+def test_read_many_into_a_registered_buffer_matches_os_pread(queue, rfile):
+    fd, data = rfile
+    rng = random.Random(7)
+    offsets = [rng.randrange(0, len(data) + 4096) for _ in range(300)]
+    whole = bytearray(len(offsets) * 512 + 4096)
+    queue.register_buffer(whole)
+    try:
+        for start in (0, 100, 4096):  # the whole buffer, or a part inside it
+            out = memoryview(whole)[start : start + len(offsets) * 512]
+            results = queue.read_many(fd, offsets, 512, out)
+            assert list(results) == expected_results(data, offsets, 512)
+            check_read(out, data, offsets, 512)
+    finally:
+        queue.deregister_buffer()
+
+
+def test_write_many_from_a_registered_buffer(queue, random_file, open_fd):
+    fd = open_fd(random_file[0], os.O_RDWR)
+    queue.register(fd)
+    src = bytearray(os.urandom(4 * 256))
+    queue.register_buffer(src)
+    assert list(queue.write_many(fd, [0, 1024, 2048, 3072], 256, src)) == [256] * 4
+    queue.deregister_buffer()
+    for i in range(4):
+        assert os.pread(fd, 256, i * 1024) == src[i * 256 : (i + 1) * 256]
+
+
+def test_a_registered_buffer_is_pinned_until_deregistered(queue):
+    buf = bytearray(64)
+    queue.register_buffer(buf)
+    with pytest.raises(BufferError):
+        buf.extend(b"x")
+    queue.deregister_buffer()
+    buf.extend(b"resizable again")
+    queue.deregister_buffer()  # a no-op when nothing is registered
+
+
+def test_a_new_registration_replaces_the_old_and_close_releases_it(make_queue):
+    q = make_queue(4)
+    first, second = bytearray(16), bytearray(16)
+    q.register_buffer(first)
+    q.register_buffer(second)
+    first.extend(b"released")
+    with pytest.raises(BufferError):
+        second.extend(b"x")
+    q.close()
+    second.extend(b"released by close")
+
+
+def test_register_buffer_refuses_a_read_only_buffer_and_a_closed_queue(make_queue):
+    q = make_queue(4)
+    with pytest.raises(TypeError):
+        q.register_buffer(b"read-only")
+    q.close()
+    with pytest.raises(uringq.QueueClosed):
+        q.register_buffer(bytearray(4))
+
+
+def test_reads_outside_the_registered_buffer_still_work(queue, rfile):
+    fd, data = rfile
+    queue.register_buffer(bytearray(4096))
+    out = bytearray(3 * 100)
+    offsets = [0, 50, 1000]
+    assert list(queue.read_many(fd, offsets, 100, out)) == expected_results(data, offsets, 100)
+    check_read(out, data, offsets, 100)
+    queue.deregister_buffer()
+
+
+def test_a_registered_buffer_released_and_reused_at_the_same_address_reads_correctly(queue, rfile):
+    """A ring keeps a registration between batches; after the buffer is released, another
+    buffer (possibly at the same address) must never be served through the stale one."""
+    fd, data = rfile
+    offsets = [0, 4096, 8192]
+    for _ in range(20):
+        out = bytearray(len(offsets) * 64)
+        queue.register_buffer(out)
+        results = queue.read_many(fd, offsets, 64, out)
+        assert list(results) == expected_results(data, offsets, 64)
+        check_read(out, data, offsets, 64)
+        queue.deregister_buffer()
+        del out

@@ -96,6 +96,11 @@ class NativeQueue:
     ) -> list[Completion]: ...
     def wakeup(self) -> None: ...
     def fileno(self) -> int: ...
+    def register_buffer(self, buf: Buffer) -> None:
+        """Register ``buf`` (writable) for the batch API; its export is held until
+        ``deregister_buffer()`` or close, and batches inside it use a fixed buffer."""
+    def deregister_buffer(self) -> None:
+        """Release the registered buffer (a no-op when there is none)."""
     def read_many(
         self, fd: _Fd, offsets: Any, size: int, out: Buffer, *, depth: int | None = None
     ) -> array[int]:

@@ -409,6 +409,7 @@ def read_many_run(
     try:
         with uringq.IoQueue(max(depth, 1), provider=provider) as q:
             q.register(fd)
+            q.register_buffer(out)  # reused for every call, as io_uring users would
             read_many = q.read_many
             n = len(offsets)
             _check_full(

@@ -3,6 +3,8 @@
 //! errors; the queue logic itself lives in [`crate::core::Queue`].
 
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -14,7 +16,9 @@ use super::args;
 use super::buffer::{Access, RawBuffer};
 use super::completion::Completion;
 use super::errors::{to_pyerr, with_completions};
-use crate::core::{Batch, BatchCache, BatchDir, BatchError, Done, Error, Op, Queue, WaitError};
+use crate::core::{
+    Batch, BatchCache, BatchDir, BatchError, Done, Error, Op, Queue, Registered, WaitError,
+};
 
 /// Default depth of a `read_many`/`write_many` batch.
 const DEFAULT_BATCH_DEPTH: u32 = 128;
@@ -40,6 +44,10 @@ enum Buffers {
 pub struct NativeQueue {
     core: Queue<Pin>,
     batch: BatchCache,
+    /// The buffer of `register_buffer`, with its generation; batches inside it use it
+    /// as a fixed buffer. A batch clones the `Arc`, so the export outlives its use.
+    registered: Mutex<Option<(u64, Arc<RawBuffer>)>>,
+    generations: AtomicU64,
 }
 
 impl NativeQueue {
@@ -197,6 +205,7 @@ impl NativeQueue {
             )));
         }
         let file = self.core.lend_file(fd).map_err(|e| to_pyerr(py, e))?;
+        let pinned = self.registered_covering(&buffer);
         let file_fd = file.as_raw_fd();
         let (ptr, len) = (SendPtr(buffer.ptr()), buffer.len());
         let check = || Python::attach(|py| py.check_signals());
@@ -212,11 +221,13 @@ impl NativeQueue {
                     buf: ptr.get(),
                     buf_len: len,
                     depth,
+                    registered: pinned.as_ref().map(|(reg, _)| *reg),
                 }
                 .run(&self.batch, check)
             }
         });
         drop(buffer);
+        drop(pinned);
         let results = results.map_err(|e| match e {
             BatchError::Os(e) => to_pyerr(py, Error::Os(e)),
             BatchError::Signal(e) => e,
@@ -225,6 +236,26 @@ impl NativeQueue {
         let array = py.import("array")?.getattr("array")?.call1(("q",))?;
         array.call_method1("frombytes", (PyBytes::new(py, &bytes),))?;
         Ok(array.unbind())
+    }
+}
+
+impl NativeQueue {
+    /// The registered buffer, if `buffer` lies inside it, with a clone of its export that
+    /// keeps it pinned for the batch.
+    fn registered_covering(&self, buffer: &RawBuffer) -> Option<(Registered, Arc<RawBuffer>)> {
+        let guard = self.registered.lock().unwrap_or_else(|e| e.into_inner());
+        let (generation, reg) = guard.as_ref()?;
+        let (start, end) = (reg.ptr() as usize, reg.ptr() as usize + reg.len());
+        let (lo, hi) = (buffer.ptr() as usize, buffer.ptr() as usize + buffer.len());
+        if buffer.len() == 0 || lo < start || hi > end {
+            return None;
+        }
+        let registered = Registered {
+            generation: *generation,
+            ptr: reg.ptr(),
+            len: reg.len(),
+        };
+        Some((registered, Arc::clone(reg)))
     }
 }
 
@@ -272,6 +303,8 @@ impl NativeQueue {
         Ok(NativeQueue {
             core,
             batch: BatchCache::default(),
+            registered: Mutex::new(None),
+            generations: AtomicU64::new(0),
         })
     }
 
@@ -445,6 +478,37 @@ impl NativeQueue {
         self.core.eventfd().map_err(|e| to_pyerr(py, e))
     }
 
+    /// Registers `buf` for the batch API, as io_uring's registered buffers: while it is
+    /// registered (its export held, so it cannot be resized), `read_many`/`write_many`
+    /// into any part of it skip per-request page-table work. One buffer at a time; a
+    /// new registration replaces the old one.
+    fn register_buffer(&self, buf: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.ensure_open(buf.py())?;
+        let buffer = Arc::new(RawBuffer::get(buf, Access::Write)?);
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        let old = self
+            .registered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace((generation, buffer));
+        drop(old);
+        Ok(())
+    }
+
+    /// Releases the registered buffer (a no-op when there is none).
+    fn deregister_buffer(&self, py: Python<'_>) -> PyResult<()> {
+        self.ensure_open(py)?;
+        let old = self
+            .registered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        // The cached ring may still hold the pages pinned: let them go too.
+        self.batch.forget();
+        drop(old);
+        Ok(())
+    }
+
     #[pyo3(signature = (fd, offsets, size, out, *, depth = None))]
     fn read_many(
         &self,
@@ -475,6 +539,12 @@ impl NativeQueue {
             .detach(|| self.core.close(cancel))
             .map_err(|e| to_pyerr(py, e))?;
         drop(payloads);
+        drop(
+            self.registered
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
         if !self.core.is_forked() {
             // (In a forked child its lock may have been caught held: leave it.)
             self.batch.forget();

@@ -14,7 +14,7 @@ mod probe;
 mod queue;
 mod ring;
 
-pub use batch::{Batch, BatchCache, BatchDir, BatchError};
+pub use batch::{Batch, BatchCache, BatchDir, BatchError, Registered};
 pub use error::{Error, WaitError};
 pub use eventfd::EventFd;
 pub use fork::fork_generation;

@@ -115,6 +115,9 @@ class ProviderQueue(Protocol):
     def close(self, *, cancel: bool = False) -> None:
         """Free the queue; ``QueueBusy`` unless idle or ``cancel``."""
 
+    # Optional: ``register_buffer(buf)`` / ``deregister_buffer()`` (a buffer kept
+    # registered for the batch API). Without them ``IoQueue`` just holds the export.
+
 
 class Provider(Protocol):
     """A provider class: metadata, ``probe()`` and a ``(sq_entries, cq_entries)`` constructor.

@@ -772,6 +772,7 @@ class ThreadPoolQueue:
         self._in_flight = 0
         self._batch_calls = 0
         self._wakeup_pending = False
+        self._registered_buffer: memoryview | None = None
         self._open = True
         self._forked = False
         _live.add(self)
@@ -1201,6 +1202,20 @@ class ThreadPoolQueue:
         return self._shared.efd
 
     # -- batches ----------------------------------------------------------------------
+    def register_buffer(self, buf: Buffer) -> None:
+        """Hold ``buf`` registered, as io_uring does: its export is kept (it cannot be
+        resized) until ``deregister_buffer()`` or close. Batches work the same either way;
+        here registration changes nothing else."""
+        if not self._open:
+            self._raise_unusable()
+        self._registered_buffer = _read_target(buf)
+
+    def deregister_buffer(self) -> None:
+        """Release the registered buffer (a no-op when there is none)."""
+        if not self._open:
+            self._raise_unusable()
+        self._registered_buffer = None
+
     def read_many(
         self,
         fd: int | HasFileno,
@@ -1315,6 +1330,7 @@ class ThreadPoolQueue:
         self._prepared = []
         self._in_flight = 0
         self._wakeup_pending = False
+        self._registered_buffer = None
         shared.signal()  # a waiter in another thread wakes up and sees the queue closed
         shared.drop_streams()  # and the stream thread ends
         self._ready.clear()
@@ -1326,6 +1342,7 @@ class ThreadPoolQueue:
             return
         self._prepared = []
         self._in_flight = 0
+        self._registered_buffer = None
         shared.closed = shared.released = True
         self._ready.clear()
         shared.stream_waiting.clear()
