@@ -139,8 +139,8 @@ impl Batch<'_> {
 
     /// Decides how `buf` is addressed. Inside a caller-registered buffer: as fixed buffer
     /// 0, registered once per ring and kept (a fixed buffer spares every copy the user
-    /// page-table walk; about +25% on cached 4 KiB reads). Otherwise O_DIRECT files get
-    /// a registration for this call alone (O_DIRECT pins pages per request anyway), and
+    /// page-table walk; 5-20% more cached 4 KiB reads per second). Otherwise O_DIRECT
+    /// files get a registration for this call alone (O_DIRECT pins pages per request anyway), and
     /// buffered I/O a plain pointer: pinning the pages for one call costs more than the
     /// copies save.
     fn fixed_buffer(&self, private: &mut PrivateRing) -> Fixed {
