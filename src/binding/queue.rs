@@ -76,10 +76,11 @@ impl NativeQueue {
         fd: &Bound<'_, PyAny>,
         offset: &Bound<'_, PyAny>,
         buf: &Bound<'_, PyAny>,
-        user_data: Py<PyAny>,
+        user_data: Option<Py<PyAny>>,
         access: Access,
     ) -> PyResult<()> {
         let py = fd.py();
+        let user_data = user_data.unwrap_or_else(|| py.None());
         self.ensure_open(py)?;
         let fd = args::fd(fd)?;
         let offset = args::non_negative(offset, "offset")?;
@@ -105,10 +106,11 @@ impl NativeQueue {
         fd: &Bound<'_, PyAny>,
         offset: &Bound<'_, PyAny>,
         bufs: &Bound<'_, PyAny>,
-        user_data: Py<PyAny>,
+        user_data: Option<Py<PyAny>>,
         access: Access,
     ) -> PyResult<()> {
         let py = fd.py();
+        let user_data = user_data.unwrap_or_else(|| py.None());
         self.ensure_open(py)?;
         let fd = args::fd(fd)?;
         let offset = args::non_negative(offset, "offset")?;
@@ -366,7 +368,6 @@ impl NativeQueue {
         buf: &Bound<'_, PyAny>,
         user_data: Option<Py<PyAny>>,
     ) -> PyResult<()> {
-        let user_data = user_data.unwrap_or_else(|| fd.py().None());
         self.prepare_rw(fd, offset, buf, user_data, Access::Write)
     }
 
@@ -378,7 +379,6 @@ impl NativeQueue {
         buf: &Bound<'_, PyAny>,
         user_data: Option<Py<PyAny>>,
     ) -> PyResult<()> {
-        let user_data = user_data.unwrap_or_else(|| fd.py().None());
         self.prepare_rw(fd, offset, buf, user_data, Access::Read)
     }
 
@@ -407,7 +407,6 @@ impl NativeQueue {
         bufs: &Bound<'_, PyAny>,
         user_data: Option<Py<PyAny>>,
     ) -> PyResult<()> {
-        let user_data = user_data.unwrap_or_else(|| fd.py().None());
         self.prepare_vectored(fd, offset, bufs, user_data, Access::Write)
     }
 
@@ -419,7 +418,6 @@ impl NativeQueue {
         bufs: &Bound<'_, PyAny>,
         user_data: Option<Py<PyAny>>,
     ) -> PyResult<()> {
-        let user_data = user_data.unwrap_or_else(|| fd.py().None());
         self.prepare_vectored(fd, offset, bufs, user_data, Access::Read)
     }
 
@@ -461,7 +459,7 @@ impl NativeQueue {
             Some(done) => done,
             None => py
                 .detach(|| {
-                    self.core.wait(min, max, timeout, || {
+                    self.core.block(min, max, timeout, || {
                         Python::attach(|py| py.check_signals())
                     })
                 })

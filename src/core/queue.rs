@@ -449,12 +449,25 @@ impl<T> Queue<T> {
         min: usize,
         max: usize,
         timeout: Option<Duration>,
+        check: impl FnMut() -> Result<(), E>,
+    ) -> WaitResult<Vec<Done<T>>, T, E> {
+        match self.wait_ready(min, max, timeout)? {
+            Some(done) => Ok(done),
+            None => self.block(min, max, timeout, check),
+        }
+    }
+
+    /// The blocking part of [`wait`](Self::wait), for a caller that has just had `None`
+    /// from [`wait_ready`](Self::wait_ready) with the same arguments (the binding calls
+    /// `wait_ready` holding the GIL, then this without it).
+    pub fn block<E>(
+        &self,
+        min: usize,
+        max: usize,
+        timeout: Option<Duration>,
         mut check: impl FnMut() -> Result<(), E>,
     ) -> WaitResult<Vec<Done<T>>, T, E> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        if let Some(done) = self.wait_ready(min, max, timeout)? {
-            return Ok(done);
-        }
         let efd: Arc<EventFd> = self.lock()?.ring()?.eventfd().clone();
         loop {
             let slice = match deadline {
