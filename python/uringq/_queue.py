@@ -38,6 +38,9 @@ _HOT_METHODS = (
     "write_many",
     "register_buffer",
     "deregister_buffer",
+    # uringq.aio's hooks (optional): a read into a new bytes object, settling futures.
+    "_prepare_read_bytes",
+    "_settle_futures",
 )
 
 

@@ -19,7 +19,12 @@ How it works (SPEC section 5):
   request of that iteration with a single ``commit()`` and then takes whatever is
   already complete (reads served from the page cache complete during the commit), so a
   cached read costs no extra trip through the selector. Completions that arrive later
-  wake the reader callback. Both settle futures in one loop over ``wait(0, None, 0)``.
+  wake the reader callback. Both settle every ready completion in one pass: on io_uring
+  natively (``_settle_futures``: no ``Completion`` objects), elsewhere in one loop over
+  ``wait(0, None, 0)``.
+* ``read()`` on io_uring reads straight into the ``bytes`` object it resolves to
+  (``_prepare_read_bytes``: the queue allocates it and only the bytes the kernel wrote are
+  ever visible); other providers read into a ``bytearray`` and copy.
 * Requests beyond the queue's capacity wait in a FIFO backlog inside the driver and are
   prepared as capacity frees up: callers never see ``QueueFull``.
 * Cancelling a future (or the task awaiting it) never releases a buffer the kernel may
@@ -96,6 +101,7 @@ _WRITE: Final = 1
 _SYNC: Final = 2
 _READV: Final = 3
 _WRITEV: Final = 4
+_READ_BYTES: Final = 5  # the provider allocates the result (``_prepare_read_bytes``)
 
 # (kind, fd, offset, buffer(s) or datasync flag, user_data)
 _Pending: TypeAlias = tuple[int, int, int, Any, _Target]
@@ -125,8 +131,10 @@ class Driver:
         "_fileno",
         "_flush_scheduled",
         "_prepare_read",
+        "_prepare_read_bytes",
         "_prepare_write",
         "_retry_handle",
+        "_settle_futures",
         "_wait",
         "closed",
         "loop",
@@ -151,6 +159,16 @@ class Driver:
         self._prepare_write = queue.prepare_write
         self._commit = queue.commit
         self._wait = queue.wait
+        # The native provider's hooks: reads land in a bytes object it allocates, and
+        # completions settle their futures without Completion objects. Other providers
+        # go through read_into's path and _settle.
+        read_bytes = getattr(queue, "_prepare_read_bytes", None)
+        settle = getattr(queue, "_settle_futures", None)
+        native = read_bytes is not None and settle is not None
+        self._prepare_read_bytes: Callable[[int, int, int, Any], None] | None = (
+            read_bytes if native else None
+        )
+        self._settle_futures: Callable[..., int] | None = settle if native else None
         self._create_future = loop.create_future
         self._call_soon = loop.call_soon
         self._backlog: deque[_Pending] = deque()
@@ -228,18 +246,38 @@ class Driver:
     def read(self, fd: int, size: int, offset: int) -> asyncio.Future[bytes]:
         """Read up to ``size`` bytes at ``offset``; the result is ``bytes`` (``b""`` at EOF)."""
         fut: asyncio.Future[bytes] = self._create_future()
-        buf = bytearray(size)
-        target = (fut, buf)
-        if self._backlog:
-            self._backlog.append((_READ, fd, offset, buf, target))
-        else:
+        read_bytes = self._prepare_read_bytes
+        request: _Pending
+        if read_bytes is not None:  # the kernel fills the result bytes in place
+            request = (_READ_BYTES, fd, offset, size, fut)
+            if self._backlog:
+                self._backlog.append(request)
+            else:
+                try:
+                    read_bytes(fd, offset, size, fut)
+                except QueueFull:
+                    self._backlog.append(request)
+                except Exception as exc:
+                    fut.set_exception(exc)
+                    return fut
+        else:  # into a bytearray, copied to bytes when it completes
             try:
-                self._prepare_read(fd, offset, buf, target)
-            except QueueFull:
-                self._backlog.append((_READ, fd, offset, buf, target))
+                buf = bytearray(size)
             except Exception as exc:
                 fut.set_exception(exc)
                 return fut
+            target = (fut, buf)
+            request = (_READ, fd, offset, buf, target)
+            if self._backlog:
+                self._backlog.append(request)
+            else:
+                try:
+                    self._prepare_read(fd, offset, buf, target)
+                except QueueFull:
+                    self._backlog.append(request)
+                except Exception as exc:
+                    fut.set_exception(exc)
+                    return fut
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._call_soon(self._flush)
@@ -292,7 +330,10 @@ class Driver:
         fut = target[0] if isinstance(target, tuple) else target
         queue = self.queue
         try:
-            if kind == _READ:
+            if kind == _READ_BYTES:
+                assert self._prepare_read_bytes is not None
+                self._prepare_read_bytes(fd, offset, arg, target)
+            elif kind == _READ:
                 queue.prepare_read(fd, offset, arg, target)
             elif kind == _WRITE:
                 queue.prepare_write(fd, offset, arg, target)
@@ -338,20 +379,29 @@ class Driver:
         """
         if self.closed:
             return 0
-        try:
-            done = self._wait(0, None, 0)
-        except Interrupted as exc:  # nobody calls wakeup() on this queue, but be safe
-            done = exc.completions
-        except QueueClosed:  # closed behind the driver's back
-            self.close()
-            return 0
-        if done:
-            self._settle(done)
+        settle = self._settle_futures
+        if settle is not None:
+            try:
+                count = settle()
+            except QueueClosed:  # closed behind the driver's back
+                self.close()
+                return 0
+        else:
+            try:
+                done = self._wait(0, None, 0)
+            except Interrupted as exc:  # nobody calls wakeup() on this queue, but be safe
+                done = exc.completions
+            except QueueClosed:
+                self.close()
+                return 0
+            if done:
+                self._settle(done)
+            count = len(done)
         if self._backlog:
             self._refill()
         if self._closing_fds:
             self._retry_deregister()
-        return len(done)
+        return count
 
     def _settle(self, done: list[Completion]) -> None:
         for completion in done:
@@ -477,10 +527,20 @@ class Driver:
         """Settle what completes within ``timeout`` seconds (the queue stays open)."""
         queue = self.queue
         deadline = time.monotonic() + timeout
+        if timeout > 0:
+            with contextlib.suppress(QueueEmpty, QueueClosed):
+                self._commit()
+        settle = self._settle_futures
+        if settle is not None:
+            with contextlib.suppress(QueueClosed):  # closed behind the driver's back
+                settle()
+                while queue.in_flight:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return
+                    settle(remaining)
+            return
         try:
-            if timeout > 0:
-                with contextlib.suppress(QueueEmpty):
-                    self._commit()
             done = self._wait(0, None, 0)
             while True:
                 self._settle(done)

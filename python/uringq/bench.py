@@ -130,7 +130,8 @@ class Env:
     ceiling_reason: str | None = None
     direct_path: str | None = None
     direct_offsets: array[int] | None = None
-    c_cache: dict[int, list[dict[str, float]]] = field(default_factory=dict)
+    round: int = 0  # which round of the repeats is running
+    c_cache: dict[tuple[int, int], dict[str, float]] = field(default_factory=dict)
 
 
 Runner = Callable[[Env, int], Timing]
@@ -759,26 +760,26 @@ def build_ceiling(source: Path | None, workdir: str) -> tuple[str | None, str | 
     return binary, None
 
 
-def _ceiling(env: Env, n: int, depth: int) -> list[dict[str, float]]:
+def _ceiling(env: Env, n: int, depth: int) -> dict[str, float]:
+    """This round's run of the C ceiling at ``depth`` (its pread and io_uring figures)."""
     if env.ceiling is None:
         raise Skip(env.ceiling_reason or "C ceiling unavailable")
-    cached = env.c_cache.get(depth)
+    key = (depth, env.round)
+    cached = env.c_cache.get(key)
     if cached is not None:
         return cached
-    runs: list[dict[str, float]] = []
-    for _ in range(env.repeat):
-        proc = subprocess.run(
-            [env.ceiling, env.path, str(n), str(depth), str(W1_BLOCK)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise Skip(f"uring_ceiling failed: {(proc.stderr or proc.stdout).strip()}")
-        values = dict(re.findall(r"(\w+)=([\d.]+)", proc.stdout))
-        runs.append({k: float(v) for k, v in values.items()})
-    env.c_cache[depth] = runs
-    return runs
+    proc = subprocess.run(
+        [env.ceiling, env.path, str(n), str(depth), str(W1_BLOCK)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise Skip(f"uring_ceiling failed: {(proc.stderr or proc.stdout).strip()}")
+    values = dict(re.findall(r"(\w+)=([\d.]+)", proc.stdout))
+    run = {k: float(v) for k, v in values.items()}
+    env.c_cache[key] = run
+    return run
 
 
 # -- the path table --------------------------------------------------------------------------
@@ -825,8 +826,7 @@ def _w1_read_many(provider: str, depth: int) -> Runner:
 
 def _c_runner(depth: int, key: str) -> Runner:
     def run(e: Env, n: int) -> Timing:
-        best = max(r[key] for r in _ceiling(e, n, depth))
-        return Timing(n / best, n, [])
+        return Timing(n / _ceiling(e, n, depth)[key], n, [])
 
     return run
 
@@ -870,7 +870,7 @@ def w1_specs() -> list[Spec]:
         specs.append(
             Spec(W1, f"caio {backend} 64 tasks", "peer", weight,
                  partial(caio_run, backend=backend),
-                 note="SQPOLL kernel thread (shares the pinned CPU)"
+                 note="with its SQPOLL kernel thread"
                  if backend == "linux_uring" else None)
         )  # fmt: skip
     specs += [
@@ -975,48 +975,63 @@ def _provider_skip(spec: Spec) -> str | None:
 
 
 # -- running -----------------------------------------------------------------------------
-def run_spec(spec: Spec, env: Env, base_ops: int, progress: Progress) -> Result:
-    result = Result(spec.section, spec.path, spec.group, note=spec.note)
-    reason = _provider_skip(spec)
-    if reason is not None:
-        result.skipped = reason
-        progress.step(f"{spec.path}: skipped")
-        return result
-    n = max(200 if env.quick else 1000, int(base_ops * spec.weight))
-    progress.step(f"{spec.path} ({n} ops)")
-    best: Timing | None = None
-    repeats = 1 if spec.group == "ceiling" else env.repeat
-    try:
-        for attempt in range(repeats):
-            if repeats > 1:
-                progress.show(
-                    f"[{progress.count:2d}/{progress.total}] {spec.path} ({n} ops) run "
-                    f"{attempt + 1}/{repeats}"
-                )
-            timing = spec.run(env, n)
+def run_all(
+    specs: list[Spec],
+    env: Env,
+    base_ops: int,
+    progress: Progress,
+    direct_reason: str | None = None,
+) -> list[Result]:
+    """Runs every path ``env.repeat`` times, in rounds: round ``r`` runs each path once.
+
+    Interleaving the repeats spreads slow phases of the machine over every path instead
+    of one path's whole series, so the ratios of one run hold better. A path keeps its
+    best run. ``direct_reason`` skips the O_DIRECT paths (why they could not be set up).
+    """
+    results = [Result(s.section, s.path, s.group, note=s.note) for s in specs]
+    best: list[Timing | None] = [None] * len(specs)
+    for i, spec in enumerate(specs):
+        results[i].skipped = _provider_skip(spec)
+        if spec.section == DIRECT and direct_reason is not None:
+            results[i].skipped = direct_reason
+    progress.total = env.repeat * sum(1 for r in results if not r.skipped)
+    for round_no in range(env.repeat):
+        env.round = round_no
+        for i, spec in enumerate(specs):
+            result = results[i]
+            if result.skipped:
+                continue
+            n = _op_count(spec, env, base_ops)
+            label = f"{spec.path} ({n} ops)"
+            progress.step(label if env.repeat == 1 else f"{label} run {round_no + 1}")
+            try:
+                timing = spec.run(env, n)
+            except Skip as exc:
+                result.skipped = str(exc)
+                continue
+            except Exception as exc:  # a broken peer must not end the whole run
+                result.skipped = f"failed: {type(exc).__name__}: {exc}"
+                continue
             result.runs_ops_s.append(timing.ops / timing.seconds)
-            if best is None or timing.ops / timing.seconds > best.ops / best.seconds:
-                best = timing
-    except Skip as exc:
-        result.skipped = str(exc)
-        return result
-    except Exception as exc:  # a broken peer must not end the whole run
-        result.skipped = f"failed: {type(exc).__name__}: {exc}"
-        return result
-    assert best is not None
-    if spec.group == "ceiling":
-        result.runs_ops_s = [
-            run[("pread_ops_s" if "pread" in spec.path else "uring_ops_s")]
-            for run in env.c_cache.get(128 if "128" in spec.path else 32, [])
-        ]
-    result.ops = best.ops
-    result.seconds = best.seconds
-    result.ops_s = best.ops / best.seconds
-    result.mb_s = result.ops_s * spec.block / MIB
-    if best.windows:
-        result.p50_us = _percentile(best.windows, 0.50) * 1e6
-        result.p99_us = _percentile(best.windows, 0.99) * 1e6
-    return result
+            kept = best[i]
+            if kept is None or timing.ops / timing.seconds > kept.ops / kept.seconds:
+                best[i] = timing
+    for spec, result, kept_timing in zip(specs, results, best, strict=True):
+        if result.skipped or kept_timing is None:
+            continue
+        timing = kept_timing
+        result.ops = timing.ops
+        result.seconds = timing.seconds
+        result.ops_s = timing.ops / timing.seconds
+        result.mb_s = result.ops_s * spec.block / MIB
+        if timing.windows:
+            result.p50_us = _percentile(timing.windows, 0.50) * 1e6
+            result.p99_us = _percentile(timing.windows, 0.99) * 1e6
+    return results
+
+
+def _op_count(spec: Spec, env: Env, base_ops: int) -> int:
+    return max(200 if env.quick else 1000, int(base_ops * spec.weight))
 
 
 def add_ratios(results: list[Result], specs: list[Spec]) -> None:
@@ -1115,9 +1130,11 @@ loops and per-request paths, one call for read_many (--batch requests), 5 ms for
 a request at depth D is in flight about D times that. x pread: ratio to the os.pread (or
 os.preadv / os.pwrite) loop of the same section; x C: ratio to the better C io_uring figure
 (uring_ceiling.c: registered file and buffers, its own random offsets over the same file).
-The run is pinned to one CPU unless --cpu all: helper threads (run_in_executor, caio's
-thread backends, the threadpool provider) and caio linux_uring's SQPOLL kernel thread share
-that CPU."""
+Repeats run in rounds (each path once per round), so slow phases hit every path alike.
+Not pinned by default, like the SPEC's reference figures; with --cpu one, helper threads
+(run_in_executor, caio's thread backends, the threadpool provider) and caio linux_uring's
+SQPOLL kernel thread share the one CPU, which halves caio linux_uring and doubles
+run_in_executor."""
 
 
 def plot(results: list[Result], filename: str) -> None:
@@ -1241,10 +1258,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="FILE.png", help="draw the ratios (needs matplotlib)")
     p.add_argument(
         "--cpu",
-        default="one",
-        help="pin the run (helper threads, SQPOLL threads and the C ceiling included) to one "
-        "CPU: a number, 'one' (default: the last CPU allowed; SPEC's W1 is a one-core "
-        "workload) or 'all' (no pinning)",
+        default="all",
+        help="'all' (default: no pinning, as the SPEC's reference figures were taken), or pin "
+        "the whole run (helper threads, SQPOLL threads and the C ceiling included) to one "
+        "CPU: 'one' (the last CPU allowed) or a number",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     return p
@@ -1336,14 +1353,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.only:
             pattern = re.compile(args.only)
             specs = [s for s in specs if pattern.search(s.path) or s.reference]
-        progress.total = len(specs)
-        results: list[Result] = []
-        for spec in specs:
-            if spec.section == DIRECT and direct_reason is not None:
-                results.append(Result(spec.section, spec.path, spec.group, skipped=direct_reason))
-                progress.step(f"{spec.path}: skipped")
-                continue
-            results.append(run_spec(spec, env, args.ops, progress))
+        results = run_all(specs, env, args.ops, progress, direct_reason)
         progress.done()
         add_ratios(results, specs)
         print(

@@ -10,6 +10,7 @@ use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PySequence};
+use pyo3::{ffi, intern};
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::args;
@@ -26,17 +27,20 @@ const DEFAULT_BATCH_DEPTH: u32 = 128;
 /// What a request keeps alive until its completion is returned: its buffer export(s)
 /// and the caller's `user_data`. Dropped only with the GIL held.
 struct Pin {
-    _buffers: Buffers,
+    buffers: Buffers,
     user_data: Py<PyAny>,
 }
 
 /// The exports a request holds: none (sync), one (read/write) or several (readv/writev);
-/// the common single case costs no extra allocation.
-#[expect(dead_code, reason = "held only so that Drop releases the exports")]
+/// the common single case costs no extra allocation. `Bytes` is the `bytes` object a
+/// `_prepare_read_bytes` request fills: nobody else holds it before its completion.
 enum Buffers {
     None,
+    #[expect(dead_code, reason = "held only so that Drop releases the export")]
     One(RawBuffer),
+    #[expect(dead_code, reason = "held only so that Drop releases the exports")]
     Many(Vec<RawBuffer>),
+    Bytes(Py<PyBytes>),
 }
 
 /// An io_uring queue (the `io_uring` provider). Use `uringq.IoQueue`.
@@ -95,7 +99,7 @@ impl NativeQueue {
             },
         };
         let pin = Pin {
-            _buffers: Buffers::One(buffer),
+            buffers: Buffers::One(buffer),
             user_data,
         };
         self.prepare(py, fd, op, pin)
@@ -140,7 +144,7 @@ impl NativeQueue {
             Access::Read => Op::Writev { iov, offset },
         };
         let pin = Pin {
-            _buffers: Buffers::Many(buffers),
+            buffers: Buffers::Many(buffers),
             user_data,
         };
         self.prepare(py, fd, op, pin)
@@ -239,6 +243,41 @@ impl NativeQueue {
         array.call_method1("frombytes", (PyBytes::new(py, &bytes),))?;
         Ok(array.unbind())
     }
+}
+
+/// Settles the future a completion belongs to: `set_result` with the bytes read (for
+/// `_prepare_read_bytes`) or the count, `set_exception` with the `OSError`; a future that
+/// is already done (cancelled) just lets the request's buffers go.
+fn settle_future(py: Python<'_>, done: Done<Pin>) -> PyResult<()> {
+    let Done {
+        payload: Pin { buffers, user_data },
+        result,
+        ..
+    } = done;
+    let future = user_data.bind(py);
+    if future.call_method0(intern!(py, "done"))?.is_truthy()? {
+        return Ok(());
+    }
+    if result < 0 {
+        let error = super::errors::os_error(-result).into_value(py);
+        future.call_method1(intern!(py, "set_exception"), (error,))?;
+        return Ok(());
+    }
+    let value = match buffers {
+        Buffers::Bytes(bytes) => {
+            let bytes = bytes.into_bound(py);
+            let n = result as usize;
+            if n == bytes.as_bytes().len() {
+                bytes.into_any()
+            } else {
+                // Short (EOF): only the part the kernel wrote is ever seen.
+                PyBytes::new(py, &bytes.as_bytes()[..n]).into_any()
+            }
+        }
+        _ => result.into_pyobject(py)?.into_any(),
+    };
+    future.call_method1(intern!(py, "set_result"), (value,))?;
+    Ok(())
 }
 
 impl NativeQueue {
@@ -393,7 +432,7 @@ impl NativeQueue {
         self.ensure_open(py)?;
         let fd = args::fd(fd)?;
         let pin = Pin {
-            _buffers: Buffers::None,
+            buffers: Buffers::None,
             user_data: user_data.unwrap_or_else(|| py.None()),
         };
         self.prepare(py, fd, Op::Fsync { datasync }, pin)
@@ -466,6 +505,88 @@ impl NativeQueue {
                 .map_err(|e| Self::wait_error(py, e))?,
         };
         Self::completions(py, done)
+    }
+
+    /// `uringq.aio`'s read: reads up to `size` bytes at `offset` into a new `bytes`
+    /// object that the kernel fills in place (no copy); `_settle_futures` hands it over.
+    /// Taken by `wait()` instead, its completion carries only the count.
+    #[pyo3(signature = (fd, offset, size, user_data = None))]
+    fn _prepare_read_bytes(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        offset: &Bound<'_, PyAny>,
+        size: &Bound<'_, PyAny>,
+        user_data: Option<Py<PyAny>>,
+    ) -> PyResult<()> {
+        let py = fd.py();
+        let user_data = user_data.unwrap_or_else(|| py.None());
+        self.ensure_open(py)?;
+        let fd = args::fd(fd)?;
+        let offset = args::non_negative(offset, "offset")?;
+        let size = ffi::Py_ssize_t::try_from(args::non_negative(size, "size")?)
+            .map_err(|_| PyValueError::new_err("size out of range"))?;
+        // SAFETY: a fresh, uninitialised `bytes` of `size` bytes (never the shared empty
+        // or one-byte objects when `size` > 0); only the kernel writes into it, and only
+        // the part it wrote is ever exposed (`settle_future`).
+        let bytes = unsafe {
+            Bound::from_owned_ptr_or_err(
+                py,
+                ffi::PyBytes_FromStringAndSize(std::ptr::null(), size),
+            )?
+            .cast_into_unchecked::<PyBytes>()
+        };
+        // SAFETY: `bytes` is a bytes object; its storage lives as long as it does.
+        let ptr = unsafe { ffi::PyBytes_AsString(bytes.as_ptr()) }.cast::<u8>();
+        let op = Op::Read {
+            ptr,
+            len: size as usize,
+            offset,
+        };
+        let pin = Pin {
+            buffers: Buffers::Bytes(bytes.unbind()),
+            user_data,
+        };
+        self.prepare(py, fd, op, pin)
+    }
+
+    /// `uringq.aio`'s reap: takes every ready completion and settles its `user_data`, an
+    /// `asyncio.Future`, with no `Completion` objects in between. With `timeout` > 0 it
+    /// first waits up to that long for one (the GIL released). Returns how many it took;
+    /// a `wakeup()` only ends the wait. If a future refuses its result the others are
+    /// still settled and the first error is raised.
+    #[pyo3(signature = (timeout = 0.0))]
+    fn _settle_futures(&self, py: Python<'_>, timeout: f64) -> PyResult<usize> {
+        self.ensure_open(py)?;
+        let timeout = args::timeout(Some(timeout))?;
+        let min = usize::from(timeout.is_some_and(|t| !t.is_zero()));
+        let ready = self.core.wait_ready::<PyErr>(min, usize::MAX, timeout);
+        let waited = match ready {
+            Ok(Some(done)) => Ok(done),
+            Ok(None) => py.detach(|| {
+                self.core.block(min, usize::MAX, timeout, || {
+                    Python::attach(|py| py.check_signals())
+                })
+            }),
+            Err(e) => Err(e),
+        };
+        let (done, closed) = match waited {
+            Ok(done) | Err(WaitError::Interrupted(done)) => (done, false),
+            Err(WaitError::Closed(done)) => (done, true),
+            Err(WaitError::Queue(e)) => return Err(to_pyerr(py, e)),
+            Err(WaitError::Signal(e)) => return Err(e),
+        };
+        let count = done.len();
+        let mut first_error = None;
+        for item in done {
+            if let Err(e) = settle_future(py, item) {
+                first_error.get_or_insert(e);
+            }
+        }
+        match (first_error, closed) {
+            (Some(e), _) => Err(e),
+            (None, true) => Err(to_pyerr(py, Error::Closed)),
+            (None, false) => Ok(count),
+        }
     }
 
     fn wakeup(&self, py: Python<'_>) -> PyResult<()> {

@@ -1,0 +1,213 @@
+"""The native queue's hooks for ``uringq.aio``: ``_prepare_read_bytes`` and ``_settle_futures``.
+
+``uringq.aio`` uses them when the provider has them (io_uring): the kernel reads into a
+``bytes`` object allocated for the request, and completions settle their futures without
+``Completion`` objects. Both must keep the queue's guarantees: arguments checked before
+anything is queued, nothing lost or settled twice, no uninitialised byte ever visible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import uringq
+from uringq import HandleNotRegistered, QueueClosed
+
+pytestmark = pytest.mark.skipif(
+    not uringq.get_provider("io_uring").available, reason="io_uring unavailable"
+)
+
+CONTENTS = bytes(range(256)) * 40  # 10240 bytes
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture
+def native(tmp_path) -> Iterator[tuple[object, int]]:
+    """A native queue with a registered read-only fd on a 10240-byte file."""
+    from uringq import _native
+
+    path = tmp_path / "data"
+    path.write_bytes(CONTENTS)
+    fd = os.open(path, os.O_RDONLY)
+    q = _native.NativeQueue(8, 16)
+    q.register(fd)
+    yield q, fd
+    q.close(cancel=True)
+    os.close(fd)
+
+
+def settle_all(q, expected: int) -> int:
+    """Commit, then settle until ``expected`` futures were settled."""
+    q.commit()
+    total = 0
+    deadline = time.monotonic() + 5
+    while total < expected and time.monotonic() < deadline:
+        total += q._settle_futures(1.0)
+    return total
+
+
+def test_read_bytes_settles_each_future_with_the_bytes_read(native, loop):
+    q, fd = native
+    cases = [(0, 4096), (4096, 100), (10000, 4096), (20000, 16), (5, 0)]
+    futs = [loop.create_future() for _ in cases]
+    for (offset, size), fut in zip(cases, futs, strict=True):
+        q._prepare_read_bytes(fd, offset, size, fut)
+    assert settle_all(q, len(cases)) == len(cases)
+    for (offset, size), fut in zip(cases, futs, strict=True):
+        value = fut.result()
+        assert type(value) is bytes
+        assert value == CONTENTS[offset : offset + size]  # short at EOF, b"" past it
+    assert q.in_flight == 0
+
+
+def test_settle_sets_the_errno_exception_and_counts_for_plain_requests(native, loop, tmp_path):
+    q, fd = native
+    wfd = os.open(tmp_path / "w", os.O_WRONLY | os.O_CREAT)
+    try:
+        q.register(wfd)
+        bad, good, sync = loop.create_future(), loop.create_future(), loop.create_future()
+        q._prepare_read_bytes(wfd, 0, 10, bad)  # a write-only fd: the kernel says EBADF
+        q.prepare_read(fd, 0, bytearray(7), good)
+        q.prepare_sync(wfd, sync)
+        assert settle_all(q, 3) == 3
+        with pytest.raises(OSError) as info:
+            bad.result()
+        assert info.value.errno == errno.EBADF
+        assert good.result() == 7
+        assert sync.result() == 0
+        q.deregister(wfd)
+    finally:
+        os.close(wfd)
+
+
+def test_a_cancelled_future_is_skipped_and_its_result_dropped(native, loop):
+    q, fd = native
+    cancelled, live = loop.create_future(), loop.create_future()
+    q._prepare_read_bytes(fd, 0, 64, cancelled)
+    q._prepare_read_bytes(fd, 64, 64, live)
+    cancelled.cancel()
+    assert settle_all(q, 2) == 2
+    assert cancelled.cancelled()
+    assert live.result() == CONTENTS[64:128]
+    assert q.in_flight == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "exc"),
+    [
+        ((-1, 0, 16), ValueError),
+        (("x", 0, 16), TypeError),
+        ((None, -5, 16), ValueError),
+        ((None, 0, -1), ValueError),
+        ((None, 0, 2**70), ValueError),
+        ((None, 0, "16"), TypeError),
+        ((None, 2**64, 16), ValueError),
+    ],
+)
+def test_bad_arguments_raise_before_anything_is_queued(native, loop, args, exc):
+    q, fd = native
+    fd_arg, offset, size = args
+    with pytest.raises(exc):
+        q._prepare_read_bytes(fd if fd_arg is None else fd_arg, offset, size, None)
+    assert q.prepared == 0
+
+
+def test_an_unregistered_fd_is_refused(native, loop):
+    q, fd = native
+    other = os.dup(fd)
+    try:
+        with pytest.raises(HandleNotRegistered):
+            q._prepare_read_bytes(other, 0, 8, loop.create_future())
+        assert q.prepared == 0
+    finally:
+        os.close(other)
+
+
+def test_an_object_that_is_not_a_future_fails_after_the_others_are_settled(native, loop):
+    q, fd = native
+    first, last = loop.create_future(), loop.create_future()
+    q._prepare_read_bytes(fd, 0, 8, first)
+    q._prepare_read_bytes(fd, 8, 8, "not a future")
+    q._prepare_read_bytes(fd, 16, 8, last)
+    q.commit()
+    time.sleep(0.01)
+    with pytest.raises(AttributeError):
+        q._settle_futures(1.0)
+    assert first.result() == CONTENTS[0:8]
+    assert last.result() == CONTENTS[16:24]
+    assert q.in_flight == 0  # nothing left behind, nothing to settle twice
+    assert q._settle_futures() == 0
+
+
+def test_wait_takes_a_read_bytes_completion_as_a_count(native, loop):
+    q, fd = native
+    q._prepare_read_bytes(fd, 10200, 100, "tag")
+    q.commit()
+    (completion,) = q.wait(1, None, 5)
+    assert (completion.user_data, completion.result, completion.error) == ("tag", 40, None)
+
+
+def test_settle_waits_up_to_its_timeout_and_a_wakeup_ends_it(native):
+    q, _ = native
+    start = time.monotonic()
+    assert q._settle_futures(0.05) == 0
+    assert time.monotonic() - start >= 0.04
+    threading.Timer(0.05, q.wakeup).start()
+    start = time.monotonic()
+    assert q._settle_futures(10.0) == 0
+    assert time.monotonic() - start < 5
+
+
+def test_settle_on_a_closed_queue_raises_queue_closed(native):
+    q, _ = native
+    q.close()
+    with pytest.raises(QueueClosed):
+        q._settle_futures()
+    with pytest.raises(QueueClosed):
+        q._prepare_read_bytes(0, 0, 1, None)
+
+
+def test_closing_with_read_bytes_in_flight_on_a_pipe_releases_everything(loop):
+    from uringq import _native
+
+    r, w = os.pipe()
+    try:
+        q = _native.NativeQueue(4, 8)
+        q.register(r)
+        futs = [loop.create_future() for _ in range(3)]
+        for fut in futs:
+            q._prepare_read_bytes(r, 0, 32, fut)
+        q.commit()
+        assert q._settle_futures(0.02) == 0  # nothing to read yet
+        q.close(cancel=True)  # the kernel gives the bytes objects back first
+        assert not any(f.done() for f in futs)
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_fuzzed_sizes_and_offsets_never_show_foreign_bytes(native, loop):
+    q, fd = native
+    import random
+
+    rng = random.Random(7)
+    for _ in range(20):
+        cases = [(rng.randrange(0, 12000), rng.randrange(0, 5000)) for _ in range(8)]
+        futs = [loop.create_future() for _ in cases]
+        for (offset, size), fut in zip(cases, futs, strict=True):
+            q._prepare_read_bytes(fd, offset, size, fut)
+        assert settle_all(q, len(cases)) == len(cases)
+        for (offset, size), fut in zip(cases, futs, strict=True):
+            assert fut.result() == CONTENTS[offset : offset + size]
