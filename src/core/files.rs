@@ -4,6 +4,7 @@
 //! slot so requests skip the per-request file lookup.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
@@ -23,10 +24,34 @@ struct Registration {
     users: usize,
 }
 
+/// Hashes an fd number with one multiplication: every request looks its fd up three
+/// times, and the keys are small trusted integers, so SipHash's cost buys nothing.
+#[derive(Default)]
+struct FdHasher(u64);
+
+impl Hasher for FdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_i32(&mut self, fd: i32) {
+        // Fibonacci hashing spreads consecutive numbers over the high bits hashbrown uses.
+        self.0 = u64::from(fd as u32).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type FdMap<V> = HashMap<RawFd, V, BuildHasherDefault<FdHasher>>;
+
 /// fd number (as the caller knows it) -> registration.
 #[derive(Debug, Default)]
 pub struct FileTable {
-    by_fd: HashMap<RawFd, Registration>,
+    by_fd: FdMap<Registration>,
     free_slots: Vec<u32>,
 }
 
@@ -38,7 +63,7 @@ impl FileTable {
             Err(_) => Vec::new(),
         };
         FileTable {
-            by_fd: HashMap::new(),
+            by_fd: FdMap::default(),
             free_slots,
         }
     }
