@@ -154,3 +154,32 @@ def test_repeats_run_in_rounds_and_the_best_run_is_kept(tmp_path):
             continue
         assert len(result["runs_ops_s"]) == 2, result
         assert result["ops_s"] == pytest.approx(max(result["runs_ops_s"]), rel=1e-9)
+
+
+def test_read_many_is_compared_with_c_at_its_own_depth_the_rest_with_the_best_c():
+    def spec(path: str, group: str, depth: int | None = None, reference: bool = False):
+        return bench.Spec(bench.W1, path, group, 1.0, lambda e, n: None, reference=reference,
+                          c_depth=depth)  # fmt: skip
+
+    specs = [
+        spec("os.pread loop", "baseline", reference=True),
+        spec("uringq read_many depth 32", "uringq", 32),
+        spec("uringq read_many depth 128", "uringq", 128),
+        spec("uringq.aio read 64 tasks (asyncio)", "uringq"),
+        spec("C io_uring depth 32", "ceiling", 32),
+        spec("C io_uring depth 128", "ceiling", 128),
+    ]
+    rates = [1000.0, 900.0, 1100.0, 400.0, 1000.0, 1200.0]
+    results = [
+        bench.Result(s.section, s.path, s.group, ops_s=r) for s, r in zip(specs, rates, strict=True)
+    ]
+    bench.add_ratios(results, specs)
+    ratio_c = {r.path: r.ratio_c for r in results}
+    assert ratio_c["uringq read_many depth 32"] == pytest.approx(0.9)
+    assert ratio_c["uringq read_many depth 128"] == pytest.approx(1100 / 1200)
+    assert ratio_c["uringq.aio read 64 tasks (asyncio)"] == pytest.approx(400 / 1200)
+    assert ratio_c["os.pread loop"] == pytest.approx(1000 / 1200)
+    # Without the same-depth C row, the batch row falls back to the best C figure.
+    results[4].skipped = "not built"
+    bench.add_ratios(results, specs)
+    assert results[1].ratio_c == pytest.approx(900 / 1200)
