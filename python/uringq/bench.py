@@ -23,7 +23,8 @@ through io_uring are punted to kernel worker threads: per request they are slowe
 ``pwrite``, and the table shows it).
 
 What is measured: each path runs a fixed number of operations (``--ops`` scales them;
-slow paths run fewer), best of ``--repeat`` runs. ``ops/s`` and ``MB/s`` come from the
+slow paths run fewer), best of ``--repeat`` runs, run in rounds (each round runs every
+path once), not pinned unless ``--cpu`` says so. ``ops/s`` and ``MB/s`` come from the
 whole run. ``p50``/``p99`` are of the time per operation within windows: a window is
 1024 operations for loops and per-request paths, one call (``--batch`` requests) for
 the batch API, and 5 ms for asyncio paths (operations done in the window / its length). With
