@@ -247,37 +247,28 @@ class Driver:
         """Read up to ``size`` bytes at ``offset``; the result is ``bytes`` (``b""`` at EOF)."""
         fut: asyncio.Future[bytes] = self._create_future()
         read_bytes = self._prepare_read_bytes
-        request: _Pending
+        arg: Any
+        target: _Target
+        prepare: Callable[[int, int, Any, Any], None]
         if read_bytes is not None:  # the kernel fills the result bytes in place
-            request = (_READ_BYTES, fd, offset, size, fut)
-            if self._backlog:
-                self._backlog.append(request)
-            else:
-                try:
-                    read_bytes(fd, offset, size, fut)
-                except QueueFull:
-                    self._backlog.append(request)
-                except Exception as exc:
-                    fut.set_exception(exc)
-                    return fut
+            kind, prepare, arg, target = _READ_BYTES, read_bytes, size, fut
         else:  # into a bytearray, copied to bytes when it completes
             try:
-                buf = bytearray(size)
+                arg = bytearray(size)
             except Exception as exc:
                 fut.set_exception(exc)
                 return fut
-            target = (fut, buf)
-            request = (_READ, fd, offset, buf, target)
-            if self._backlog:
-                self._backlog.append(request)
-            else:
-                try:
-                    self._prepare_read(fd, offset, buf, target)
-                except QueueFull:
-                    self._backlog.append(request)
-                except Exception as exc:
-                    fut.set_exception(exc)
-                    return fut
+            kind, prepare, target = _READ, self._prepare_read, (fut, arg)
+        if self._backlog:
+            self._backlog.append((kind, fd, offset, arg, target))
+        else:
+            try:
+                prepare(fd, offset, arg, target)
+            except QueueFull:
+                self._backlog.append((kind, fd, offset, arg, target))
+            except Exception as exc:
+                fut.set_exception(exc)
+                return fut
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._call_soon(self._flush)

@@ -5,6 +5,7 @@
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -75,6 +76,21 @@ impl NativeQueue {
         Ok(())
     }
 
+    /// The checks every positional request starts with, in the SPEC's order: an open
+    /// queue, then the fd, then the offset; `user_data` defaults to `None`.
+    fn request_head(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        offset: &Bound<'_, PyAny>,
+        user_data: Option<Py<PyAny>>,
+    ) -> PyResult<(i32, u64, Py<PyAny>)> {
+        let py = fd.py();
+        self.ensure_open(py)?;
+        let fd = args::fd(fd)?;
+        let offset = args::non_negative(offset, "offset")?;
+        Ok((fd, offset, user_data.unwrap_or_else(|| py.None())))
+    }
+
     fn prepare_rw(
         &self,
         fd: &Bound<'_, PyAny>,
@@ -84,10 +100,7 @@ impl NativeQueue {
         access: Access,
     ) -> PyResult<()> {
         let py = fd.py();
-        let user_data = user_data.unwrap_or_else(|| py.None());
-        self.ensure_open(py)?;
-        let fd = args::fd(fd)?;
-        let offset = args::non_negative(offset, "offset")?;
+        let (fd, offset, user_data) = self.request_head(fd, offset, user_data)?;
         let buffer = RawBuffer::get(buf, access)?;
         let (ptr, len) = (buffer.ptr(), buffer.len());
         let op = match access {
@@ -114,10 +127,7 @@ impl NativeQueue {
         access: Access,
     ) -> PyResult<()> {
         let py = fd.py();
-        let user_data = user_data.unwrap_or_else(|| py.None());
-        self.ensure_open(py)?;
-        let fd = args::fd(fd)?;
-        let offset = args::non_negative(offset, "offset")?;
+        let (fd, offset, user_data) = self.request_head(fd, offset, user_data)?;
         if bufs.is_instance_of::<PyBytes>() || RawBuffer::get(bufs, Access::Read).is_ok() {
             return Err(PyTypeError::new_err(
                 "bufs must be a sequence of buffers, not a single buffer",
@@ -160,6 +170,25 @@ impl NativeQueue {
             list.append(Completion::from_result(py, user_data, i64::from(result))?)?;
         }
         Ok(list)
+    }
+
+    /// Takes completions as `wait` does: what is ready holding the GIL, else blocking
+    /// without it (Python's signal handlers run between slices).
+    fn take(
+        &self,
+        py: Python<'_>,
+        min: usize,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<Done<Pin>>, WaitError<Done<Pin>, PyErr>> {
+        match self.core.wait_ready::<PyErr>(min, max, timeout)? {
+            Some(done) => Ok(done),
+            None => py.detach(|| {
+                self.core.block(min, max, timeout, || {
+                    Python::attach(|py| py.check_signals())
+                })
+            }),
+        }
     }
 
     fn wait_error(py: Python<'_>, err: WaitError<Done<Pin>, PyErr>) -> PyErr {
@@ -490,20 +519,9 @@ impl NativeQueue {
             },
         };
         let timeout = args::timeout(timeout)?;
-        let ready = self
-            .core
-            .wait_ready::<PyErr>(min, max, timeout)
+        let done = self
+            .take(py, min, max, timeout)
             .map_err(|e| Self::wait_error(py, e))?;
-        let done = match ready {
-            Some(done) => done,
-            None => py
-                .detach(|| {
-                    self.core.block(min, max, timeout, || {
-                        Python::attach(|py| py.check_signals())
-                    })
-                })
-                .map_err(|e| Self::wait_error(py, e))?,
-        };
         Self::completions(py, done)
     }
 
@@ -519,10 +537,7 @@ impl NativeQueue {
         user_data: Option<Py<PyAny>>,
     ) -> PyResult<()> {
         let py = fd.py();
-        let user_data = user_data.unwrap_or_else(|| py.None());
-        self.ensure_open(py)?;
-        let fd = args::fd(fd)?;
-        let offset = args::non_negative(offset, "offset")?;
+        let (fd, offset, user_data) = self.request_head(fd, offset, user_data)?;
         let size = ffi::Py_ssize_t::try_from(args::non_negative(size, "size")?)
             .map_err(|_| PyValueError::new_err("size out of range"))?;
         // SAFETY: a fresh, uninitialised `bytes` of `size` bytes (never the shared empty
@@ -559,17 +574,7 @@ impl NativeQueue {
         self.ensure_open(py)?;
         let timeout = args::timeout(Some(timeout))?;
         let min = usize::from(timeout.is_some_and(|t| !t.is_zero()));
-        let ready = self.core.wait_ready::<PyErr>(min, usize::MAX, timeout);
-        let waited = match ready {
-            Ok(Some(done)) => Ok(done),
-            Ok(None) => py.detach(|| {
-                self.core.block(min, usize::MAX, timeout, || {
-                    Python::attach(|py| py.check_signals())
-                })
-            }),
-            Err(e) => Err(e),
-        };
-        let (done, closed) = match waited {
+        let (done, closed) = match self.take(py, min, usize::MAX, timeout) {
             Ok(done) | Err(WaitError::Interrupted(done)) => (done, false),
             Err(WaitError::Closed(done)) => (done, true),
             Err(WaitError::Queue(e)) => return Err(to_pyerr(py, e)),
