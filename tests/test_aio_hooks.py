@@ -211,3 +211,58 @@ def test_fuzzed_sizes_and_offsets_never_show_foreign_bytes(native, loop):
         assert settle_all(q, len(cases)) == len(cases)
         for (offset, size), fut in zip(cases, futs, strict=True):
             assert fut.result() == CONTENTS[offset : offset + size]
+
+
+def test_close_from_another_thread_ends_a_blocked_settle_with_queue_closed(loop):
+    from uringq import _native
+
+    r, w = os.pipe()
+    try:
+        q = _native.NativeQueue(4, 8)
+        q.register(r)
+        fut = loop.create_future()
+        q._prepare_read_bytes(r, 0, 8, fut)
+        q.commit()
+        threading.Timer(0.1, lambda: q.close(cancel=True)).start()
+        start = time.monotonic()
+        with pytest.raises(QueueClosed):
+            q._settle_futures(30.0)
+        assert time.monotonic() - start < 10
+        assert not fut.done()  # cancelled by the kernel: its result never came
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_a_signal_handler_error_ends_a_blocked_settle_and_nothing_is_lost(native, loop):
+    import signal
+
+    q, _ = native
+    r, w = os.pipe()
+
+    class Alarm(Exception):
+        pass
+
+    def on_alarm(signum, frame):
+        raise Alarm
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        q.register(r)
+        fut = loop.create_future()
+        q._prepare_read_bytes(r, 0, 4, fut)
+        q.commit()
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
+        start = time.monotonic()
+        with pytest.raises(Alarm):
+            q._settle_futures(30.0)
+        assert time.monotonic() - start < 10
+        os.write(w, b"late")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert q._settle_futures(5.0) == 1  # the queue still works, the request was kept
+    assert fut.result() == b"late"
+    q.deregister(r)
+    os.close(r)
+    os.close(w)
