@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs, runs the gates (format, lint, types,
-# stubs), then cargo test (the Rust core) and pytest (every available provider).
+# stubs), then cargo test (the Rust core), pytest (every available provider) and pytest
+# again with io_uring blocked by a seccomp filter (the threadpool fallback alone).
 # The README's "Run the tests" command and .ci/run both call exactly this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,3 +32,9 @@ step "cargo test"
 cargo test --quiet
 step "pytest"
 python3 -m pytest -q "$@"
+case "$(uname -m)" in
+    x86_64 | aarch64)
+        step "pytest with io_uring blocked by seccomp (EPERM, as in Docker): the fallback carries it"
+        python3 scripts/without_io_uring.py --errno EPERM -- python3 -m pytest -q "$@"
+        ;;
+esac
