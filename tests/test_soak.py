@@ -200,6 +200,56 @@ def test_read_many_and_write_many_soak_keeps_fds_threads_and_rss_flat(provider, 
         os.close(fd)
 
 
+# -- asyncio ---------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(SOAK_TIMEOUT)
+def test_aio_soak_keeps_fds_threads_and_rss_flat(provider, soak_file):
+    """uringq.aio: 64 tasks of read (bytes), read_into and writes, a few cancelled."""
+    import asyncio
+
+    from uringq import aio
+
+    async def traffic(f: aio.AsyncFile, requests: int, seed: int) -> None:
+        rng = random.Random(seed)
+        left = [requests]
+        payload = rng.randbytes(BLOCK)
+
+        async def worker() -> None:
+            buf = bytearray(BLOCK)
+            while left[0] > 0:
+                left[0] -= 1
+                pick = rng.random()
+                off = rng.randrange(0, READ_AREA // BLOCK) * BLOCK
+                if pick < 0.6:
+                    data = await f.read(BLOCK, off)
+                    if left[0] % 997 == 0:
+                        assert data == pattern(off, BLOCK)
+                elif pick < 0.85:
+                    assert await f.read_into(buf, off) == BLOCK
+                elif pick < 0.99:
+                    where = READ_AREA + rng.randrange(0, WRITE_AREA // BLOCK) * BLOCK
+                    assert await f.write(payload, where) == BLOCK
+                else:
+                    fut = f.read(BLOCK, off)
+                    fut.cancel()  # the request still runs; its bytes are dropped
+
+        await asyncio.gather(*(worker() for _ in range(64)))
+
+    async def main() -> None:
+        async with aio.open(soak_file, "r+b", provider=provider) as f:
+            await traffic(f, max(SOAK_REQUESTS // 10, 1000), 1)
+            while f.driver.queue.in_flight:
+                await asyncio.sleep(0.001)
+            gauge = Gauge()
+            await traffic(f, SOAK_REQUESTS, 2)
+            while f.driver.queue.in_flight:
+                await asyncio.sleep(0.001)
+            gauge.assert_flat(f"{SOAK_REQUESTS} aio requests")
+
+    asyncio.run(main())
+
+
 # -- queues created and closed ----------------------------------------------------------------
 
 QUEUE_CYCLES = 10_000
