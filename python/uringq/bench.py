@@ -1009,7 +1009,9 @@ def run_all(
                 continue
             n = _op_count(spec, env, base_ops)
             label = f"{spec.path} ({n} ops)"
-            progress.step(label if env.repeat == 1 else f"{label} run {round_no + 1}")
+            progress.step(
+                label if env.repeat == 1 else f"{label} round {round_no + 1}/{env.repeat}"
+            )
             try:
                 timing = spec.run(env, n)
             except Skip as exc:
