@@ -1007,7 +1007,7 @@ def run_all(
             result = results[i]
             if result.skipped:
                 continue
-            n = _op_count(spec, env, base_ops)
+            n = max(200 if env.quick else 1000, int(base_ops * spec.weight))
             label = f"{spec.path} ({n} ops)"
             progress.step(
                 label if env.repeat == 1 else f"{label} round {round_no + 1}/{env.repeat}"
@@ -1024,22 +1024,17 @@ def run_all(
             kept = best[i]
             if kept is None or timing.ops / timing.seconds > kept.ops / kept.seconds:
                 best[i] = timing
-    for spec, result, kept_timing in zip(specs, results, best, strict=True):
-        if result.skipped or kept_timing is None:
+    for spec, result, kept in zip(specs, results, best, strict=True):
+        if result.skipped or kept is None:
             continue
-        timing = kept_timing
-        result.ops = timing.ops
-        result.seconds = timing.seconds
-        result.ops_s = timing.ops / timing.seconds
+        result.ops = kept.ops
+        result.seconds = kept.seconds
+        result.ops_s = kept.ops / kept.seconds
         result.mb_s = result.ops_s * spec.block / MIB
-        if timing.windows:
-            result.p50_us = _percentile(timing.windows, 0.50) * 1e6
-            result.p99_us = _percentile(timing.windows, 0.99) * 1e6
+        if kept.windows:
+            result.p50_us = _percentile(kept.windows, 0.50) * 1e6
+            result.p99_us = _percentile(kept.windows, 0.99) * 1e6
     return results
-
-
-def _op_count(spec: Spec, env: Env, base_ops: int) -> int:
-    return max(200 if env.quick else 1000, int(base_ops * spec.weight))
 
 
 def add_ratios(results: list[Result], specs: list[Spec]) -> None:
