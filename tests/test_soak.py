@@ -56,13 +56,23 @@ def os_threads() -> int:
 
 
 class Gauge:
-    """fds, threads and RSS now; ``assert_flat`` compares after letting threads settle."""
+    """fds, threads and RSS once settled; ``assert_flat`` compares after letting threads
+    settle again."""
 
-    def __init__(self) -> None:
+    def __init__(self, settle: float = 5.0) -> None:
+        # Queues collected or closed just before (a warm-up) may still be releasing their
+        # fds and threads: take the baseline once nothing has changed for 60 ms.
         gc.collect()
-        self.fds = open_fds()
-        self.py_threads = threading.active_count()
-        self.threads = os_threads()
+        deadline = time.monotonic() + settle
+        seen = (open_fds(), threading.active_count(), os_threads())
+        quiet = 0
+        while quiet < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+            gc.collect()
+            now = (open_fds(), threading.active_count(), os_threads())
+            quiet = quiet + 1 if now == seen else 0
+            seen = now
+        self.fds, self.py_threads, self.threads = seen
         self.rss = rss()
 
     def assert_flat(self, what: str, settle: float = 5.0) -> None:
