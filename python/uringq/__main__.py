@@ -3,7 +3,8 @@
 * ``demo`` (the default): write a temporary file through :class:`uringq.IoQueue`, read it
   back in random 4 KiB order, verify it and print the provider used and the speed.
 * ``info [--json]``: every provider with its availability and reason, the kernel,
-  ``kernel.io_uring_disabled`` and the io_uring opcodes this kernel supports.
+  ``kernel.io_uring_disabled`` and every io_uring opcode the kernel's probe reports,
+  marking those uringq uses.
 * ``bench ...``: the benchmark suite (:mod:`uringq.bench`); ``bench --help`` for options.
 """
 
@@ -44,12 +45,13 @@ def _io_uring_disabled() -> str:
         return f"unreadable ({exc.strerror})"
 
 
-def _opcodes() -> tuple[list[str] | None, str | None]:
+def _opcodes() -> tuple[list[dict[str, Any]] | None, str | None]:
+    """Every opcode the kernel's probe reports, and whether uringq uses it."""
     if NATIVE_IMPORT_ERROR is not None:
         return None, NATIVE_IMPORT_ERROR
     from uringq import _native
 
-    return _native.supported_opcodes(), None
+    return [{"name": name, "used": used} for name, used in _native.probed_opcodes()], None
 
 
 def _selected() -> str:
@@ -98,8 +100,10 @@ def _print_info(report: dict[str, Any]) -> None:
     if report["opcodes"] is None:
         print(f"io_uring opcodes: unknown ({report['opcodes_error']})")
     else:
-        names = [name.removeprefix("IORING_OP_") for name in report["opcodes"]]
+        names = [op["name"] + ("*" if op["used"] else "") for op in report["opcodes"]]
         print(f"io_uring opcodes ({len(names)}): {' '.join(names) or 'none'}")
+        if names:
+            print("  (* = used by uringq; a missing one makes only its calls run on a thread)")
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ One definition of each rule:
 from __future__ import annotations
 
 import operator
+import os
 import pickle
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
@@ -32,11 +33,17 @@ __all__ = [
     "batch_buffer",
     "buffer_views",
     "count",
+    "deadline",
+    "dir_fd",
     "fd",
+    "flag",
+    "link",
     "offset",
     "offsets",
+    "path",
     "queue_sizes",
     "read_target",
+    "seconds",
     "timeout",
     "wait_limits",
     "write_source",
@@ -216,3 +223,58 @@ def wait_limits(min_events: object, max_events: object) -> tuple[int, int | None
     if high < low:
         raise ValueError(f"max_events ({high}) must be >= min_events ({low})")
     return low, high
+
+
+def path(value: object) -> bytes:
+    """A path as ``os.open`` takes it (str, bytes or ``os.PathLike``), as ``os.fsencode``
+    encodes it; an embedded NUL is a :class:`ValueError`."""
+    encoded = os.fsencode(value)  # type: ignore[arg-type]
+    if b"\0" in encoded:
+        raise ValueError("embedded null byte")
+    return encoded
+
+
+def dir_fd(value: object) -> int | None:
+    """``None`` (the current directory) or an int; the kernel judges the number."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not hasattr(type(value), "__index__"):
+        raise TypeError(f"dir_fd must be an int or None, not {type(value).__name__}")
+    number = operator.index(value)  # type: ignore[arg-type]
+    if not -(2**31) <= number < 2**31:
+        raise ValueError(f"dir_fd out of range: {number}")
+    return number
+
+
+def flag(value: object, name: str) -> bool:
+    """A keyword flag such as ``link`` or ``datasync``: a bool, nothing else."""
+    if not isinstance(value, bool):
+        raise TypeError(
+            f"argument '{name}': '{type(value).__name__}' object is not an instance of 'bool'"
+        )
+    return value
+
+
+def link(link: object, hardlink: object) -> tuple[bool, bool]:
+    """The link flags of a request: exclusive bools."""
+    flag(link, "link")
+    flag(hardlink, "hardlink")
+    if link and hardlink:
+        raise ValueError("link and hardlink are exclusive: pass one of them")
+    return bool(link), bool(hardlink)
+
+
+def seconds(value: object, name: str) -> float:
+    """A number of seconds ``>= 0`` (TypeError for a non-number or a bool)."""
+    kind = type(value)
+    if kind is bool or not (hasattr(kind, "__float__") or hasattr(kind, "__index__")):
+        raise TypeError(f"{name} must be a number of seconds, not {kind.__name__}")
+    number = float(value)  # type: ignore[arg-type]
+    if not number >= 0.0:  # also catches NaN
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return number
+
+
+def deadline(value: object) -> float | None:
+    """A request's ``timeout=``: ``None`` or seconds ``>= 0``."""
+    return None if value is None else seconds(value, "timeout")

@@ -7,6 +7,7 @@ directly), pins buffers while the kernel may touch them and releases the GIL in 
 blocking call.
 """
 
+import os
 from array import array
 from collections.abc import Sequence
 from typing import Any, Protocol, final
@@ -17,8 +18,9 @@ class _HasFileno(Protocol):
     def fileno(self) -> int: ...
 
 _Fd = int | _HasFileno
+_Path = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 
-__all__ = ["Completion", "NativeQueue", "fork_generation", "probe", "supported_opcodes"]
+__all__ = ["Completion", "NativeQueue", "fork_generation", "probe", "probed_opcodes"]
 
 def probe() -> tuple[bool, str | None]:
     """Check that io_uring can be used here: ``(True, None)`` or ``(False, reason)``.
@@ -28,8 +30,11 @@ def probe() -> tuple[bool, str | None]:
     missing from the probe).
     """
 
-def supported_opcodes() -> list[str]:
-    """Names of the io_uring opcodes this kernel supports (empty if io_uring is unusable)."""
+def probed_opcodes() -> list[tuple[str, bool]]:
+    """Every opcode this kernel's io_uring probe reports: ``(name, used by uringq)``.
+
+    Names lack the ``IORING_OP_`` prefix; the list is empty if io_uring is unusable.
+    """
 
 def fork_generation() -> int:
     """How many times this process image has forked (counted by a pthread_atfork handler)."""
@@ -38,17 +43,27 @@ def fork_generation() -> int:
 class Completion:
     """The result of one request. Frozen and cheap.
 
-    ``result`` is the number of bytes transferred (0 for sync, and 0 whenever ``error``
-    is set); ``error`` is an :class:`OSError` carrying ``errno`` or ``None``.
+    ``result`` is the number of bytes transferred (the new fd of an open; 0 for other
+    operations, and 0 whenever ``error`` is set); ``error`` is an :class:`OSError`
+    carrying ``errno`` (and ``filename`` for path operations) or ``None``; ``stat`` is
+    the :class:`os.stat_result` of a statx request, ``None`` otherwise.
     """
 
-    def __new__(cls, user_data: Any, result: int, error: OSError | None) -> Completion: ...
+    def __new__(
+        cls,
+        user_data: Any,
+        result: int,
+        error: OSError | None,
+        stat: os.stat_result | None = None,
+    ) -> Completion: ...
     @property
     def user_data(self) -> Any: ...
     @property
     def result(self) -> int: ...
     @property
     def error(self) -> OSError | None: ...
+    @property
+    def stat(self) -> os.stat_result | None: ...
     @property
     def ok(self) -> bool:
         """True when the request succeeded (``error is None``)."""
@@ -78,15 +93,163 @@ class NativeQueue:
     def closed(self) -> bool: ...
     def register(self, fd: _Fd) -> None: ...
     def deregister(self, fd: _Fd) -> None: ...
-    def prepare_read(self, fd: _Fd, offset: int, buf: Buffer, user_data: Any = None) -> None: ...
-    def prepare_write(self, fd: _Fd, offset: int, buf: Buffer, user_data: Any = None) -> None: ...
-    def prepare_sync(self, fd: _Fd, user_data: Any = None, *, datasync: bool = False) -> None: ...
+    def prepare_read(
+        self,
+        fd: _Fd,
+        offset: int,
+        buf: Buffer,
+        user_data: Any = None,
+        *,
+        link: bool = False,
+        hardlink: bool = False,
+        timeout: float | None = None,
+    ) -> None: ...
+    def prepare_write(
+        self,
+        fd: _Fd,
+        offset: int,
+        buf: Buffer,
+        user_data: Any = None,
+        *,
+        link: bool = False,
+        hardlink: bool = False,
+        timeout: float | None = None,
+    ) -> None: ...
+    def prepare_sync(
+        self,
+        fd: _Fd,
+        user_data: Any = None,
+        *,
+        datasync: bool = False,
+        link: bool = False,
+        hardlink: bool = False,
+    ) -> None: ...
     def prepare_readv(
-        self, fd: _Fd, offset: int, bufs: Sequence[Buffer], user_data: Any = None
+        self,
+        fd: _Fd,
+        offset: int,
+        bufs: Sequence[Buffer],
+        user_data: Any = None,
+        *,
+        link: bool = False,
+        hardlink: bool = False,
+        timeout: float | None = None,
     ) -> None: ...
     def prepare_writev(
-        self, fd: _Fd, offset: int, bufs: Sequence[Buffer], user_data: Any = None
+        self,
+        fd: _Fd,
+        offset: int,
+        bufs: Sequence[Buffer],
+        user_data: Any = None,
+        *,
+        link: bool = False,
+        hardlink: bool = False,
+        timeout: float | None = None,
     ) -> None: ...
+    def prepare_openat(
+        self,
+        path: _Path,
+        flags: int = ...,
+        mode: int = ...,
+        *,
+        dir_fd: int | None = None,
+        user_data: Any = None,
+        link: bool = False,
+        hardlink: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        """``openat``; the completion's ``result`` is the new fd (``O_CLOEXEC`` added)."""
+    def prepare_close(
+        self, fd: _Fd, *, user_data: Any = None, link: bool = False, hardlink: bool = False
+    ) -> None:
+        """``close`` of any fd."""
+    def prepare_statx(
+        self,
+        path: _Path | int,
+        *,
+        dir_fd: int | None = None,
+        follow_symlinks: bool = True,
+        user_data: Any = None,
+        link: bool = False,
+        hardlink: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        """``statx``; the completion's ``stat`` is an ``os.stat_result`` (an int path is
+        an fd, as ``os.stat(fd)``)."""
+    def prepare_timeout(
+        self,
+        seconds: float,
+        *,
+        user_data: Any = None,
+        link: bool = False,
+        hardlink: bool = False,
+    ) -> None:
+        """A timer: completes (``result`` 0) after ``seconds``."""
+    def prepare_renameat(
+        self,
+        src: _Path,
+        dst: _Path,
+        *,
+        src_dir_fd: int | None = None,
+        dst_dir_fd: int | None = None,
+        user_data: Any = None,
+        link: bool = False,
+        hardlink: bool = False,
+    ) -> None: ...
+    def prepare_unlinkat(
+        self,
+        path: _Path,
+        *,
+        dir_fd: int | None = None,
+        rmdir: bool = False,
+        user_data: Any = None,
+        link: bool = False,
+        hardlink: bool = False,
+    ) -> None: ...
+    def prepare_mkdirat(
+        self,
+        path: _Path,
+        mode: int = ...,
+        *,
+        dir_fd: int | None = None,
+        user_data: Any = None,
+        link: bool = False,
+        hardlink: bool = False,
+    ) -> None: ...
+    def prepare_symlinkat(
+        self,
+        target: _Path,
+        linkpath: _Path,
+        *,
+        dir_fd: int | None = None,
+        user_data: Any = None,
+        link: bool = False,
+        hardlink: bool = False,
+    ) -> None: ...
+    def prepare_linkat(
+        self,
+        src: _Path,
+        dst: _Path,
+        *,
+        src_dir_fd: int | None = None,
+        dst_dir_fd: int | None = None,
+        follow_symlinks: bool = True,
+        user_data: Any = None,
+        link: bool = False,
+        hardlink: bool = False,
+    ) -> None: ...
+    def prepare_ftruncate(
+        self,
+        fd: _Fd,
+        length: int,
+        *,
+        user_data: Any = None,
+        link: bool = False,
+        hardlink: bool = False,
+    ) -> None: ...
+    def cancel(self, user_data: Any) -> int:
+        """Ask to cancel every request in flight whose ``user_data == user_data``; returns
+        how many matched (each completes as usual, ``ECANCELED`` if the cancel won)."""
     def commit(self) -> int: ...
     def wait(
         self,

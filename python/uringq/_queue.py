@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from typing_extensions import Buffer
 
     from uringq._checks import HasFileno
+
+    StrPath = str | bytes | os.PathLike[str] | os.PathLike[bytes]
     from uringq._completion import Completion
     from uringq.providers import ProviderQueue
 
@@ -38,6 +40,17 @@ _HOT_METHODS = (
     "write_many",
     "register_buffer",
     "deregister_buffer",
+    "prepare_openat",
+    "prepare_close",
+    "prepare_statx",
+    "prepare_timeout",
+    "prepare_renameat",
+    "prepare_unlinkat",
+    "prepare_mkdirat",
+    "prepare_symlinkat",
+    "prepare_linkat",
+    "prepare_ftruncate",
+    "cancel",
     # uringq.aio's hooks (optional): a read into a new bytes object, settling futures.
     "_prepare_read_bytes",
     "_settle_futures",
@@ -203,6 +216,193 @@ class IoQueue:
         views, _ = _checks.buffer_views(bufs, writable=False)
         self._require_registered(number)
         queue.prepare_writev(number, offset, views, user_data)
+
+    # -- operations (SPEC 8) ------------------------------------------------------------
+    def prepare_openat(
+        self,
+        path: StrPath,
+        flags: int = os.O_RDONLY,
+        mode: int = 0o666,
+        *,
+        dir_fd: int | None = None,
+        user_data: Any = None,
+        link: bool = False,
+        hardlink: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        """Prepare ``openat``: the completion's ``result`` is the new fd, which the caller
+        owns (``O_CLOEXEC`` is always added). ``path`` is str, bytes or ``os.PathLike``,
+        relative to ``dir_fd`` (default: the current directory)."""
+        self._forward(
+            "prepare_openat", path, flags, mode, dir_fd=dir_fd, user_data=user_data,
+            link=link, hardlink=hardlink, timeout=timeout,
+        )  # fmt: skip
+
+    def prepare_close(
+        self,
+        fd: int | HasFileno,
+        *,
+        user_data: Any = None,
+        link: bool = False,
+        hardlink: bool = False,
+    ) -> None:
+        """Prepare ``close(fd)`` of any fd (a registered one stays pinned by its
+        registration, as with ``os.close``)."""
+        self._forward("prepare_close", fd, user_data=user_data, link=link, hardlink=hardlink)
+
+    def prepare_statx(
+        self,
+        path: StrPath | int,
+        *,
+        dir_fd: int | None = None,
+        follow_symlinks: bool = True,
+        user_data: Any = None,
+        link: bool = False,
+        hardlink: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        """Prepare ``statx``: the completion's ``stat`` is the :class:`os.stat_result`
+        that ``os.stat(path, dir_fd=..., follow_symlinks=...)`` would give (an int path is
+        an fd, as for ``os.stat``)."""
+        self._forward(
+            "prepare_statx", path, dir_fd=dir_fd, follow_symlinks=follow_symlinks,
+            user_data=user_data, link=link, hardlink=hardlink, timeout=timeout,
+        )  # fmt: skip
+
+    def prepare_timeout(
+        self,
+        seconds: float,
+        *,
+        user_data: Any = None,
+        link: bool = False,
+        hardlink: bool = False,
+    ) -> None:
+        """Prepare a timer: it completes (``result`` 0) after ``seconds``. In a chain an
+        expired timer is a success, so ``link=True`` delays the next request."""
+        self._forward("prepare_timeout", seconds, user_data=user_data, link=link, hardlink=hardlink)
+
+    def prepare_renameat(
+        self,
+        src: StrPath,
+        dst: StrPath,
+        *,
+        src_dir_fd: int | None = None,
+        dst_dir_fd: int | None = None,
+        user_data: Any = None,
+        link: bool = False,
+        hardlink: bool = False,
+    ) -> None:
+        """Prepare ``os.rename(src, dst, ...)`` (``result`` 0)."""
+        self._forward(
+            "prepare_renameat", src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd,
+            user_data=user_data, link=link, hardlink=hardlink,
+        )  # fmt: skip
+
+    def prepare_unlinkat(
+        self,
+        path: StrPath,
+        *,
+        dir_fd: int | None = None,
+        rmdir: bool = False,
+        user_data: Any = None,
+        link: bool = False,
+        hardlink: bool = False,
+    ) -> None:
+        """Prepare ``os.unlink(path)`` (``os.rmdir`` with ``rmdir=True``)."""
+        self._forward(
+            "prepare_unlinkat", path, dir_fd=dir_fd, rmdir=rmdir, user_data=user_data,
+            link=link, hardlink=hardlink,
+        )  # fmt: skip
+
+    def prepare_mkdirat(
+        self,
+        path: StrPath,
+        mode: int = 0o777,
+        *,
+        dir_fd: int | None = None,
+        user_data: Any = None,
+        link: bool = False,
+        hardlink: bool = False,
+    ) -> None:
+        """Prepare ``os.mkdir(path, mode)``."""
+        self._forward(
+            "prepare_mkdirat", path, mode, dir_fd=dir_fd, user_data=user_data, link=link,
+            hardlink=hardlink,
+        )  # fmt: skip
+
+    def prepare_symlinkat(
+        self,
+        target: StrPath,
+        linkpath: StrPath,
+        *,
+        dir_fd: int | None = None,
+        user_data: Any = None,
+        link: bool = False,
+        hardlink: bool = False,
+    ) -> None:
+        """Prepare ``os.symlink(target, linkpath)``."""
+        self._forward(
+            "prepare_symlinkat", target, linkpath, dir_fd=dir_fd, user_data=user_data,
+            link=link, hardlink=hardlink,
+        )  # fmt: skip
+
+    def prepare_linkat(
+        self,
+        src: StrPath,
+        dst: StrPath,
+        *,
+        src_dir_fd: int | None = None,
+        dst_dir_fd: int | None = None,
+        follow_symlinks: bool = True,
+        user_data: Any = None,
+        link: bool = False,
+        hardlink: bool = False,
+    ) -> None:
+        """Prepare ``os.link(src, dst, ...)``."""
+        self._forward(
+            "prepare_linkat", src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd,
+            follow_symlinks=follow_symlinks, user_data=user_data, link=link,
+            hardlink=hardlink,
+        )  # fmt: skip
+
+    def prepare_ftruncate(
+        self,
+        fd: int | HasFileno,
+        length: int,
+        *,
+        user_data: Any = None,
+        link: bool = False,
+        hardlink: bool = False,
+    ) -> None:
+        """Prepare ``os.ftruncate(fd, length)`` of any fd."""
+        self._forward(
+            "prepare_ftruncate", fd, length, user_data=user_data, link=link, hardlink=hardlink
+        )
+
+    def cancel(self, user_data: Any) -> int:
+        """Ask to cancel every request in flight whose ``user_data == user_data``.
+
+        Returns how many matched. Each completes as usual: ``ECANCELED`` if the cancel
+        won, its own result if it finished first. Nothing is lost, and no buffer is
+        released before its completion.
+        """
+        queue = self._usable()
+        cancel = getattr(queue, "cancel", None)
+        if cancel is None:
+            raise NotImplementedError(f"provider {self._info.id!r} cannot cancel requests")
+        result: int = cancel(user_data)
+        return result
+
+    def _forward(self, name: str, *args: Any, **kwargs: Any) -> None:
+        """The checked path of an operation: common checks, then the provider's method."""
+        queue = self._usable()
+        _checks.link(kwargs["link"], kwargs["hardlink"])
+        if "timeout" in kwargs:
+            _checks.deadline(kwargs["timeout"])
+        method = getattr(queue, name, None)
+        if method is None:
+            raise NotImplementedError(f"provider {self._info.id!r} has no {name}()")
+        method(*args, **kwargs)
 
     def commit(self) -> int:
         """Submit every prepared request; return how many the provider took.

@@ -5,45 +5,48 @@ use pyo3::pyclass::CompareOp;
 use pyo3::types::PyTuple;
 use pyo3::{PyTraverseError, PyVisit};
 
-/// The result of one request: `user_data`, `result` (bytes transferred; 0 for sync and
-/// whenever `error` is set) and `error` (an `OSError` with `errno`, or `None`).
+/// The result of one request: `user_data`, `result` (bytes transferred, the new fd of an
+/// open; 0 for other operations and whenever `error` is set), `error` (an `OSError` with
+/// `errno`, or `None`) and `stat` (the `os.stat_result` of a statx, else `None`).
 #[pyclass(frozen, module = "uringq", name = "Completion")]
 pub struct Completion {
     user_data: Py<PyAny>,
     result: i64,
     error: Option<Py<PyAny>>,
+    stat: Option<Py<PyAny>>,
 }
 
 impl Completion {
-    /// Builds the completion of a kernel result (`bytes` or `-errno`).
-    pub fn from_result(py: Python<'_>, user_data: Py<PyAny>, result: i64) -> PyResult<Self> {
-        if result >= 0 {
-            return Ok(Completion {
-                user_data,
-                result,
-                error: None,
-            });
+    /// A successful completion.
+    pub fn success(user_data: Py<PyAny>, result: i64, stat: Option<Py<PyAny>>) -> Self {
+        Completion {
+            user_data,
+            result,
+            error: None,
+            stat,
         }
-        let errno = i32::try_from(-result).unwrap_or(libc::EIO);
-        let error = super::errors::os_error(errno).into_value(py).into_any();
-        Ok(Completion {
+    }
+
+    /// A failed completion (`error` is an `OSError` instance).
+    pub fn failed(user_data: Py<PyAny>, error: Py<PyAny>) -> Self {
+        Completion {
             user_data,
             result: 0,
             error: Some(error),
-        })
+            stat: None,
+        }
     }
 
     fn as_tuple<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        let error = match &self.error {
-            Some(e) => e.clone_ref(py),
-            None => py.None(),
-        };
+        let or_none =
+            |o: &Option<Py<PyAny>>| o.as_ref().map_or_else(|| py.None(), |o| o.clone_ref(py));
         PyTuple::new(
             py,
             [
                 self.user_data.clone_ref(py),
                 self.result.into_pyobject(py)?.into_any().unbind(),
-                error,
+                or_none(&self.error),
+                or_none(&self.stat),
             ],
         )
     }
@@ -52,8 +55,13 @@ impl Completion {
 #[pymethods]
 impl Completion {
     #[new]
-    #[pyo3(signature = (user_data, result, error))]
-    fn new(user_data: Py<PyAny>, result: i64, error: Option<Bound<'_, PyAny>>) -> PyResult<Self> {
+    #[pyo3(signature = (user_data, result, error, stat = None))]
+    fn new(
+        user_data: Py<PyAny>,
+        result: i64,
+        error: Option<Bound<'_, PyAny>>,
+        stat: Option<Py<PyAny>>,
+    ) -> PyResult<Self> {
         if let Some(e) = &error {
             if !e.is_instance_of::<pyo3::exceptions::PyOSError>() {
                 return Err(pyo3::exceptions::PyTypeError::new_err(
@@ -65,6 +73,7 @@ impl Completion {
             user_data,
             result,
             error: error.map(Bound::unbind),
+            stat,
         })
     }
 
@@ -83,6 +92,12 @@ impl Completion {
         self.error.as_ref().map(|e| e.clone_ref(py))
     }
 
+    /// The `os.stat_result` of a statx request (`None` for every other operation).
+    #[getter]
+    fn stat(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.stat.as_ref().map(|s| s.clone_ref(py))
+    }
+
     /// True when the request succeeded (`error is None`).
     #[getter]
     fn ok(&self) -> bool {
@@ -95,8 +110,12 @@ impl Completion {
             Some(e) => e.bind(py).repr()?.to_string(),
             None => "None".to_string(),
         };
+        let stat = match &self.stat {
+            Some(s) => format!(", stat={}", s.bind(py).repr()?),
+            None => String::new(),
+        };
         Ok(format!(
-            "Completion(user_data={user_data}, result={}, error={error})",
+            "Completion(user_data={user_data}, result={}, error={error}{stat})",
             self.result
         ))
     }
@@ -119,6 +138,9 @@ impl Completion {
         visit.call(&self.user_data)?;
         if let Some(error) = &self.error {
             visit.call(error)?;
+        }
+        if let Some(stat) = &self.stat {
+            visit.call(stat)?;
         }
         Ok(())
     }

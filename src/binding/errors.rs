@@ -32,6 +32,22 @@ pub fn os_error(errno: i32) -> PyErr {
     PyOSError::new_err((errno, strerror(errno)))
 }
 
+/// `OSError(errno, strerror, filename[, None, filename2])`, as `os` raises for a path.
+pub fn os_error_named(
+    py: Python<'_>,
+    errno: i32,
+    filename: &Py<PyAny>,
+    filename2: Option<&Py<PyAny>>,
+) -> PyErr {
+    let (filename, text) = (filename.clone_ref(py), strerror(errno));
+    match filename2 {
+        None => PyOSError::new_err((errno, text, filename)),
+        Some(second) => {
+            PyOSError::new_err((errno, text, filename, py.None(), second.clone_ref(py)))
+        }
+    }
+}
+
 /// Converts a core error to the exception the SPEC names for it.
 pub fn to_pyerr(py: Python<'_>, err: Error) -> PyErr {
     match err {
@@ -42,6 +58,7 @@ pub fn to_pyerr(py: Python<'_>, err: Error) -> PyErr {
         Error::NotRegistered(_) => raise_msg(py, "HandleNotRegistered", &err.to_string()),
         Error::Closed => raise_msg(py, "QueueClosed", "the queue is closed"),
         Error::Forked => PyRuntimeError::new_err(err.to_string()),
+        Error::Unsupported(_) => PyOSError::new_err((libc::EOPNOTSUPP, err.to_string())),
         Error::Os(e) => match e.raw_os_error() {
             Some(errno) => os_error(errno),
             None => PyOSError::new_err(e.to_string()),

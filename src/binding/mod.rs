@@ -2,10 +2,14 @@
 //! over [`crate::core`].
 
 mod args;
+mod batch;
 mod buffer;
 mod completion;
 mod errors;
 mod queue;
+mod reap;
+mod requests;
+mod stat;
 
 use pyo3::prelude::*;
 
@@ -20,10 +24,10 @@ fn probe() -> (bool, Option<String>) {
     }
 }
 
-/// Names of the io_uring opcodes this kernel supports.
+/// Every io_uring opcode this kernel's probe reports: `(name, used by uringq)`.
 #[pyfunction]
-fn supported_opcodes() -> Vec<&'static str> {
-    core::supported_opcodes()
+fn probed_opcodes() -> Vec<(String, bool)> {
+    core::probed_opcodes()
 }
 
 /// How many times this process image has forked.
@@ -36,7 +40,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<completion::Completion>()?;
     m.add_class::<queue::NativeQueue>()?;
     m.add_function(wrap_pyfunction!(probe, m)?)?;
-    m.add_function(wrap_pyfunction!(supported_opcodes, m)?)?;
+    m.add_function(wrap_pyfunction!(probed_opcodes, m)?)?;
     m.add_function(wrap_pyfunction!(fork_generation, m)?)?;
     // Start counting forks now, before anything can fork.
     core::fork_generation();

@@ -1,41 +1,49 @@
-//! `NativeQueue`: the io_uring provider's queue. Checks every argument, pins buffers for
-//! as long as the kernel may touch them, releases the GIL in every blocking call and maps
-//! errors; the queue logic itself lives in [`crate::core::Queue`].
+//! `NativeQueue`: the io_uring provider's queue, as Python sees it. Each method checks
+//! its arguments (see [`requests`](super::requests)), pins buffers for as long as the
+//! kernel may touch them, releases the GIL in every blocking call and maps errors; the
+//! queue logic itself lives in [`crate::core::Queue`].
 
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use pyo3::buffer::PyBuffer;
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PySequence};
-use pyo3::{ffi, intern};
-use pyo3::{PyTraverseError, PyVisit};
+use pyo3::types::{PyBytes, PyList};
+use pyo3::{ffi, PyTraverseError, PyVisit};
 
 use super::args;
 use super::buffer::{Access, RawBuffer};
-use super::completion::Completion;
-use super::errors::{to_pyerr, with_completions};
-use crate::core::{
-    Batch, BatchCache, BatchDir, BatchError, Done, Error, Op, Queue, Registered, WaitError,
-};
+use super::errors::to_pyerr;
+use super::requests::{self, named_path, Extras};
+use crate::core::{BatchCache, BatchDir, Error, Op, Queue};
 
-/// Default depth of a `read_many`/`write_many` batch.
-const DEFAULT_BATCH_DEPTH: u32 = 128;
+/// The path(s) of a path operation, as given: its error's `filename` (and `filename2`).
+pub type Names = (Py<PyAny>, Option<Py<PyAny>>);
 
-/// What a request keeps alive until its completion is returned: its buffer export(s)
-/// and the caller's `user_data`. Dropped only with the GIL held.
-struct Pin {
-    buffers: Buffers,
-    user_data: Py<PyAny>,
+/// What a request keeps alive until its completion is returned: its buffer export(s),
+/// the caller's `user_data` and, for path operations, the paths for the error. Dropped
+/// only with the GIL held.
+pub struct Pin {
+    pub buffers: Buffers,
+    pub user_data: Py<PyAny>,
+    pub names: Option<Box<Names>>,
 }
 
-/// The exports a request holds: none (sync), one (read/write) or several (readv/writev);
-/// the common single case costs no extra allocation. `Bytes` is the `bytes` object a
-/// `_prepare_read_bytes` request fills: nobody else holds it before its completion.
-enum Buffers {
+impl Pin {
+    pub fn new(buffers: Buffers, user_data: Py<PyAny>) -> Pin {
+        Pin {
+            buffers,
+            user_data,
+            names: None,
+        }
+    }
+}
+
+/// The exports a request holds: none (sync, path operations), one (read/write) or
+/// several (readv/writev); the common single case costs no extra allocation. `Bytes` is
+/// the `bytes` object a `_prepare_read_bytes` request fills: nobody else holds it before
+/// its completion.
+pub enum Buffers {
     None,
     #[expect(dead_code, reason = "held only so that Drop releases the export")]
     One(RawBuffer),
@@ -47,320 +55,12 @@ enum Buffers {
 /// An io_uring queue (the `io_uring` provider). Use `uringq.IoQueue`.
 #[pyclass(frozen, module = "uringq._native")]
 pub struct NativeQueue {
-    core: Queue<Pin>,
-    batch: BatchCache,
+    pub(super) core: Queue<Pin>,
+    pub(super) batch: BatchCache,
     /// The buffer of `register_buffer`, with its generation; batches inside it use it
     /// as a fixed buffer. A batch clones the `Arc`, so the export outlives its use.
-    registered: Mutex<Option<(u64, Arc<RawBuffer>)>>,
+    pub(super) registered: Mutex<Option<(u64, Arc<RawBuffer>)>>,
     generations: AtomicU64,
-}
-
-impl NativeQueue {
-    fn prepare(&self, py: Python<'_>, fd: i32, op: Op, pin: Pin) -> PyResult<()> {
-        // SAFETY: `op` points only into the buffers held by `pin`, which the queue keeps
-        // until the kernel is done with the request.
-        unsafe { self.core.prepare(fd, op, pin) }.map_err(|(err, pin)| {
-            drop(pin);
-            to_pyerr(py, err)
-        })
-    }
-
-    /// Fails fast (fork guard, closed queue) before any argument is converted.
-    fn ensure_open(&self, py: Python<'_>) -> PyResult<()> {
-        if self.core.is_forked() {
-            return Err(to_pyerr(py, Error::Forked));
-        }
-        if self.core.is_closed() {
-            return Err(to_pyerr(py, Error::Closed));
-        }
-        Ok(())
-    }
-
-    /// The checks every positional request starts with, in the SPEC's order: an open
-    /// queue, then the fd, then the offset; `user_data` defaults to `None`.
-    fn request_head(
-        &self,
-        fd: &Bound<'_, PyAny>,
-        offset: &Bound<'_, PyAny>,
-        user_data: Option<Py<PyAny>>,
-    ) -> PyResult<(i32, u64, Py<PyAny>)> {
-        let py = fd.py();
-        self.ensure_open(py)?;
-        let fd = args::fd(fd)?;
-        let offset = args::non_negative(offset, "offset")?;
-        Ok((fd, offset, user_data.unwrap_or_else(|| py.None())))
-    }
-
-    fn prepare_rw(
-        &self,
-        fd: &Bound<'_, PyAny>,
-        offset: &Bound<'_, PyAny>,
-        buf: &Bound<'_, PyAny>,
-        user_data: Option<Py<PyAny>>,
-        access: Access,
-    ) -> PyResult<()> {
-        let py = fd.py();
-        let (fd, offset, user_data) = self.request_head(fd, offset, user_data)?;
-        let buffer = RawBuffer::get(buf, access)?;
-        let (ptr, len) = (buffer.ptr(), buffer.len());
-        let op = match access {
-            Access::Write => Op::Read { ptr, len, offset },
-            Access::Read => Op::Write {
-                ptr: ptr.cast_const(),
-                len,
-                offset,
-            },
-        };
-        let pin = Pin {
-            buffers: Buffers::One(buffer),
-            user_data,
-        };
-        self.prepare(py, fd, op, pin)
-    }
-
-    fn prepare_vectored(
-        &self,
-        fd: &Bound<'_, PyAny>,
-        offset: &Bound<'_, PyAny>,
-        bufs: &Bound<'_, PyAny>,
-        user_data: Option<Py<PyAny>>,
-        access: Access,
-    ) -> PyResult<()> {
-        let py = fd.py();
-        let (fd, offset, user_data) = self.request_head(fd, offset, user_data)?;
-        if bufs.is_instance_of::<PyBytes>() || RawBuffer::get(bufs, Access::Read).is_ok() {
-            return Err(PyTypeError::new_err(
-                "bufs must be a sequence of buffers, not a single buffer",
-            ));
-        }
-        let seq = bufs
-            .cast::<PySequence>()
-            .map_err(|_| PyTypeError::new_err("bufs must be a sequence of bytes-like objects"))?;
-        // More than IOV_MAX parts is the kernel's call: it completes with EINVAL.
-        let count = seq.len()?;
-        let mut buffers = Vec::with_capacity(count);
-        for item in seq.try_iter()? {
-            buffers.push(RawBuffer::get(&item?, access)?);
-        }
-        let iov: Vec<libc::iovec> = buffers
-            .iter()
-            .map(|b| libc::iovec {
-                iov_base: b.ptr().cast(),
-                iov_len: b.len(),
-            })
-            .collect();
-        let op = match access {
-            Access::Write => Op::Readv { iov, offset },
-            Access::Read => Op::Writev { iov, offset },
-        };
-        let pin = Pin {
-            buffers: Buffers::Many(buffers),
-            user_data,
-        };
-        self.prepare(py, fd, op, pin)
-    }
-
-    fn completions(py: Python<'_>, done: Vec<Done<Pin>>) -> PyResult<Bound<'_, PyList>> {
-        let list = PyList::empty(py);
-        for Done {
-            payload, result, ..
-        } in done
-        {
-            let Pin { user_data, .. } = payload;
-            list.append(Completion::from_result(py, user_data, i64::from(result))?)?;
-        }
-        Ok(list)
-    }
-
-    /// Takes completions as `wait` does: what is ready holding the GIL, else blocking
-    /// without it (Python's signal handlers run between slices).
-    fn take(
-        &self,
-        py: Python<'_>,
-        min: usize,
-        max: usize,
-        timeout: Option<Duration>,
-    ) -> Result<Vec<Done<Pin>>, WaitError<Done<Pin>, PyErr>> {
-        match self.core.wait_ready::<PyErr>(min, max, timeout)? {
-            Some(done) => Ok(done),
-            None => py.detach(|| {
-                self.core.block(min, max, timeout, || {
-                    Python::attach(|py| py.check_signals())
-                })
-            }),
-        }
-    }
-
-    fn wait_error(py: Python<'_>, err: WaitError<Done<Pin>, PyErr>) -> PyErr {
-        let (name, message, done) = match err {
-            WaitError::Signal(e) => return e,
-            WaitError::Queue(e) => return to_pyerr(py, e),
-            WaitError::Interrupted(done) => ("Interrupted", "wait interrupted by wakeup()", done),
-            WaitError::Closed(done) => ("QueueClosed", "the queue was closed during wait()", done),
-        };
-        match Self::completions(py, done) {
-            Ok(list) => with_completions(py, name, message, list),
-            Err(e) => e,
-        }
-    }
-
-    fn batch(
-        &self,
-        fd: &Bound<'_, PyAny>,
-        offsets: &Bound<'_, PyAny>,
-        size: &Bound<'_, PyAny>,
-        buf: &Bound<'_, PyAny>,
-        depth: Option<&Bound<'_, PyAny>>,
-        dir: BatchDir,
-    ) -> PyResult<Py<PyAny>> {
-        let py = fd.py();
-        self.ensure_open(py)?;
-        let fd = args::fd(fd)?;
-        let offsets = offsets_list(offsets)?;
-        let size = usize::try_from(args::non_negative(size, "size")?)
-            .map_err(|_| PyValueError::new_err("size out of range"))?;
-        let depth = match depth {
-            None => DEFAULT_BATCH_DEPTH,
-            Some(d) => match args::non_negative(d, "depth")? {
-                0 => return Err(PyValueError::new_err("depth must be >= 1")),
-                d => u32::try_from(d).unwrap_or(u32::MAX),
-            },
-        };
-        let access = match dir {
-            BatchDir::Read => Access::Write,
-            BatchDir::Write => Access::Read,
-        };
-        let buffer = RawBuffer::get(buf, access)?;
-        let needed = offsets.len().checked_mul(size);
-        if needed.is_none_or(|n| buffer.len() < n) {
-            return Err(PyValueError::new_err(format!(
-                "buffer of {} bytes is too small for {} requests of {size} bytes",
-                buffer.len(),
-                offsets.len()
-            )));
-        }
-        let file = self.core.lend_file(fd).map_err(|e| to_pyerr(py, e))?;
-        let pinned = self.registered_covering(&buffer);
-        let file_fd = file.as_raw_fd();
-        let (ptr, len) = (SendPtr(buffer.ptr()), buffer.len());
-        let check = || Python::attach(|py| py.check_signals());
-        let results = py.detach(|| {
-            // SAFETY: `buffer` pins `ptr..ptr+len` for the whole call, and `file` (our own
-            // descriptor) stays open until after it.
-            unsafe {
-                Batch {
-                    dir,
-                    fd: file_fd,
-                    offsets: &offsets,
-                    size,
-                    buf: ptr.get(),
-                    buf_len: len,
-                    depth,
-                    registered: pinned.as_ref().map(|(reg, _)| *reg),
-                }
-                .run(&self.batch, check)
-            }
-        });
-        drop(buffer);
-        drop(pinned);
-        let results = results.map_err(|e| match e {
-            BatchError::Os(e) => to_pyerr(py, Error::Os(e)),
-            BatchError::Signal(e) => e,
-        })?;
-        let bytes: Vec<u8> = results.iter().flat_map(|r| r.to_ne_bytes()).collect();
-        let array = py.import("array")?.getattr("array")?.call1(("q",))?;
-        array.call_method1("frombytes", (PyBytes::new(py, &bytes),))?;
-        Ok(array.unbind())
-    }
-}
-
-/// Settles the future a completion belongs to: `set_result` with the bytes read (for
-/// `_prepare_read_bytes`) or the count, `set_exception` with the `OSError`; a future that
-/// is already done (cancelled) just lets the request's buffers go.
-fn settle_future(py: Python<'_>, done: Done<Pin>) -> PyResult<()> {
-    let Done {
-        payload: Pin { buffers, user_data },
-        result,
-        ..
-    } = done;
-    let future = user_data.bind(py);
-    if future.call_method0(intern!(py, "done"))?.is_truthy()? {
-        return Ok(());
-    }
-    if result < 0 {
-        let error = super::errors::os_error(-result).into_value(py);
-        future.call_method1(intern!(py, "set_exception"), (error,))?;
-        return Ok(());
-    }
-    let value = match buffers {
-        Buffers::Bytes(bytes) => {
-            let bytes = bytes.into_bound(py);
-            let n = result as usize;
-            if n == bytes.as_bytes().len() {
-                bytes.into_any()
-            } else {
-                // Short (EOF): only the part the kernel wrote is ever seen.
-                PyBytes::new(py, &bytes.as_bytes()[..n]).into_any()
-            }
-        }
-        _ => result.into_pyobject(py)?.into_any(),
-    };
-    future.call_method1(intern!(py, "set_result"), (value,))?;
-    Ok(())
-}
-
-impl NativeQueue {
-    /// The registered buffer, if `buffer` lies inside it, with a clone of its export that
-    /// keeps it pinned for the batch.
-    fn registered_covering(&self, buffer: &RawBuffer) -> Option<(Registered, Arc<RawBuffer>)> {
-        let guard = self.registered.lock().unwrap_or_else(|e| e.into_inner());
-        let (generation, reg) = guard.as_ref()?;
-        let (start, end) = (reg.ptr() as usize, reg.ptr() as usize + reg.len());
-        let (lo, hi) = (buffer.ptr() as usize, buffer.ptr() as usize + buffer.len());
-        if buffer.len() == 0 || lo < start || hi > end {
-            return None;
-        }
-        let registered = Registered {
-            generation: *generation,
-            ptr: reg.ptr(),
-            len: reg.len(),
-        };
-        Some((registered, Arc::clone(reg)))
-    }
-}
-
-/// A buffer address carried into a GIL-released section; the export stays held outside.
-#[derive(Clone, Copy)]
-struct SendPtr(*mut u8);
-// SAFETY: only an address; the memory is pinned by a RawBuffer the caller holds.
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-
-impl SendPtr {
-    /// By-value access, so closures capture the whole (Send) wrapper.
-    fn get(self) -> *mut u8 {
-        self.0
-    }
-}
-
-/// Offsets from a sequence or buffer of ints, each >= 0. A buffer of 64-bit ints
-/// (`array('q')`, a NumPy int64 array) is copied in one go.
-fn offsets_list(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u64>> {
-    if let Ok(buffer) = PyBuffer::<i64>::get(obj) {
-        let values = buffer.to_vec(obj.py())?;
-        return values
-            .into_iter()
-            .map(|v| {
-                u64::try_from(v)
-                    .map_err(|_| PyValueError::new_err(format!("offset must be >= 0, got {v}")))
-            })
-            .collect();
-    }
-    let mut out = Vec::new();
-    for item in obj.try_iter()? {
-        out.push(args::non_negative(&item?, "offset")?);
-    }
-    Ok(out)
 }
 
 #[pymethods]
@@ -428,65 +128,357 @@ impl NativeQueue {
         self.core.deregister(fd).map_err(|e| to_pyerr(py, e))
     }
 
-    #[pyo3(signature = (fd, offset, buf, user_data = None))]
+    #[pyo3(signature = (fd, offset, buf, user_data = None, *, link = false, hardlink = false, timeout = None))]
+    #[expect(clippy::too_many_arguments, reason = "the Python signature")]
     fn prepare_read(
         &self,
         fd: &Bound<'_, PyAny>,
         offset: &Bound<'_, PyAny>,
         buf: &Bound<'_, PyAny>,
         user_data: Option<Py<PyAny>>,
+        link: bool,
+        hardlink: bool,
+        timeout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        self.prepare_rw(fd, offset, buf, user_data, Access::Write)
+        self.prepare_rw(
+            fd,
+            offset,
+            buf,
+            user_data,
+            Access::Write,
+            (link, hardlink, timeout),
+        )
     }
 
-    #[pyo3(signature = (fd, offset, buf, user_data = None))]
+    #[pyo3(signature = (fd, offset, buf, user_data = None, *, link = false, hardlink = false, timeout = None))]
+    #[expect(clippy::too_many_arguments, reason = "the Python signature")]
     fn prepare_write(
         &self,
         fd: &Bound<'_, PyAny>,
         offset: &Bound<'_, PyAny>,
         buf: &Bound<'_, PyAny>,
         user_data: Option<Py<PyAny>>,
+        link: bool,
+        hardlink: bool,
+        timeout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        self.prepare_rw(fd, offset, buf, user_data, Access::Read)
+        self.prepare_rw(
+            fd,
+            offset,
+            buf,
+            user_data,
+            Access::Read,
+            (link, hardlink, timeout),
+        )
     }
 
-    #[pyo3(signature = (fd, user_data = None, *, datasync = false))]
+    #[pyo3(signature = (fd, user_data = None, *, datasync = false, link = false, hardlink = false))]
     fn prepare_sync(
         &self,
         fd: &Bound<'_, PyAny>,
         user_data: Option<Py<PyAny>>,
         datasync: bool,
+        link: bool,
+        hardlink: bool,
     ) -> PyResult<()> {
         let py = fd.py();
         self.ensure_open(py)?;
         let fd = args::fd(fd)?;
-        let pin = Pin {
-            buffers: Buffers::None,
-            user_data: user_data.unwrap_or_else(|| py.None()),
-        };
-        self.prepare(py, fd, Op::Fsync { datasync }, pin)
+        let extras = Extras::untimed(link, hardlink)?;
+        let pin = Pin::new(Buffers::None, user_data.unwrap_or_else(|| py.None()));
+        self.submit(py, Op::Fsync { datasync }, Some(fd), extras, pin)
     }
 
-    #[pyo3(signature = (fd, offset, bufs, user_data = None))]
+    #[pyo3(signature = (fd, offset, bufs, user_data = None, *, link = false, hardlink = false, timeout = None))]
+    #[expect(clippy::too_many_arguments, reason = "the Python signature")]
     fn prepare_readv(
         &self,
         fd: &Bound<'_, PyAny>,
         offset: &Bound<'_, PyAny>,
         bufs: &Bound<'_, PyAny>,
         user_data: Option<Py<PyAny>>,
+        link: bool,
+        hardlink: bool,
+        timeout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        self.prepare_vectored(fd, offset, bufs, user_data, Access::Write)
+        self.prepare_vectored(
+            fd,
+            offset,
+            bufs,
+            user_data,
+            Access::Write,
+            (link, hardlink, timeout),
+        )
     }
 
-    #[pyo3(signature = (fd, offset, bufs, user_data = None))]
+    #[pyo3(signature = (fd, offset, bufs, user_data = None, *, link = false, hardlink = false, timeout = None))]
+    #[expect(clippy::too_many_arguments, reason = "the Python signature")]
     fn prepare_writev(
         &self,
         fd: &Bound<'_, PyAny>,
         offset: &Bound<'_, PyAny>,
         bufs: &Bound<'_, PyAny>,
         user_data: Option<Py<PyAny>>,
+        link: bool,
+        hardlink: bool,
+        timeout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        self.prepare_vectored(fd, offset, bufs, user_data, Access::Read)
+        self.prepare_vectored(
+            fd,
+            offset,
+            bufs,
+            user_data,
+            Access::Read,
+            (link, hardlink, timeout),
+        )
+    }
+
+    #[pyo3(
+        signature = (path, flags = None, mode = None, *, dir_fd = None, user_data = None, link = false, hardlink = false, timeout = None),
+        text_signature = "(self, path, flags=0, mode=0o666, *, dir_fd=None, user_data=None, link=False, hardlink=False, timeout=None)"
+    )]
+    #[expect(clippy::too_many_arguments, reason = "the Python signature")]
+    fn prepare_openat(
+        &self,
+        path: &Bound<'_, PyAny>,
+        flags: Option<&Bound<'_, PyAny>>,
+        mode: Option<&Bound<'_, PyAny>>,
+        dir_fd: Option<&Bound<'_, PyAny>>,
+        user_data: Option<Py<PyAny>>,
+        link: bool,
+        hardlink: bool,
+        timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let py = path.py();
+        self.ensure_open(py)?;
+        let (cpath, name) = named_path(path)?;
+        let op = requests::openat(args::dir_fd(dir_fd)?, cpath, flags, mode)?;
+        let extras = Extras::new(link, hardlink, timeout)?;
+        self.prepare_plain(py, op, Some((name, None)), user_data, extras)
+    }
+
+    #[pyo3(signature = (fd, *, user_data = None, link = false, hardlink = false))]
+    fn prepare_close(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        user_data: Option<Py<PyAny>>,
+        link: bool,
+        hardlink: bool,
+    ) -> PyResult<()> {
+        let py = fd.py();
+        self.ensure_open(py)?;
+        let op = Op::Close { fd: args::fd(fd)? };
+        let extras = Extras::untimed(link, hardlink)?;
+        self.prepare_plain(py, op, None, user_data, extras)
+    }
+
+    #[pyo3(signature = (path, *, dir_fd = None, follow_symlinks = true, user_data = None, link = false, hardlink = false, timeout = None))]
+    #[expect(clippy::too_many_arguments, reason = "the Python signature")]
+    fn prepare_statx(
+        &self,
+        path: &Bound<'_, PyAny>,
+        dir_fd: Option<&Bound<'_, PyAny>>,
+        follow_symlinks: bool,
+        user_data: Option<Py<PyAny>>,
+        link: bool,
+        hardlink: bool,
+        timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let py = path.py();
+        self.ensure_open(py)?;
+        let (op, name) = requests::statx(path, dir_fd, follow_symlinks)?;
+        let extras = Extras::new(link, hardlink, timeout)?;
+        self.prepare_plain(py, op, Some((name, None)), user_data, extras)
+    }
+
+    #[pyo3(signature = (seconds, *, user_data = None, link = false, hardlink = false))]
+    fn prepare_timeout(
+        &self,
+        seconds: &Bound<'_, PyAny>,
+        user_data: Option<Py<PyAny>>,
+        link: bool,
+        hardlink: bool,
+    ) -> PyResult<()> {
+        let py = seconds.py();
+        self.ensure_open(py)?;
+        let op = requests::timeout(seconds)?;
+        let extras = Extras::untimed(link, hardlink)?;
+        self.prepare_plain(py, op, None, user_data, extras)
+    }
+
+    #[pyo3(signature = (src, dst, *, src_dir_fd = None, dst_dir_fd = None, user_data = None, link = false, hardlink = false))]
+    #[expect(clippy::too_many_arguments, reason = "the Python signature")]
+    fn prepare_renameat(
+        &self,
+        src: &Bound<'_, PyAny>,
+        dst: &Bound<'_, PyAny>,
+        src_dir_fd: Option<&Bound<'_, PyAny>>,
+        dst_dir_fd: Option<&Bound<'_, PyAny>>,
+        user_data: Option<Py<PyAny>>,
+        link: bool,
+        hardlink: bool,
+    ) -> PyResult<()> {
+        let py = src.py();
+        self.ensure_open(py)?;
+        let (old, old_name) = named_path(src)?;
+        let (new, new_name) = named_path(dst)?;
+        let op = Op::RenameAt {
+            old_dir: args::dir_fd(src_dir_fd)?,
+            old,
+            new_dir: args::dir_fd(dst_dir_fd)?,
+            new,
+        };
+        let extras = Extras::untimed(link, hardlink)?;
+        self.prepare_plain(py, op, Some((old_name, Some(new_name))), user_data, extras)
+    }
+
+    #[pyo3(signature = (path, *, dir_fd = None, rmdir = false, user_data = None, link = false, hardlink = false))]
+    fn prepare_unlinkat(
+        &self,
+        path: &Bound<'_, PyAny>,
+        dir_fd: Option<&Bound<'_, PyAny>>,
+        rmdir: bool,
+        user_data: Option<Py<PyAny>>,
+        link: bool,
+        hardlink: bool,
+    ) -> PyResult<()> {
+        let py = path.py();
+        self.ensure_open(py)?;
+        let (cpath, name) = named_path(path)?;
+        let op = Op::UnlinkAt {
+            dir: args::dir_fd(dir_fd)?,
+            path: cpath,
+            flags: if rmdir { libc::AT_REMOVEDIR } else { 0 },
+        };
+        let extras = Extras::untimed(link, hardlink)?;
+        self.prepare_plain(py, op, Some((name, None)), user_data, extras)
+    }
+
+    #[pyo3(
+        signature = (path, mode = None, *, dir_fd = None, user_data = None, link = false, hardlink = false),
+        text_signature = "(self, path, mode=0o777, *, dir_fd=None, user_data=None, link=False, hardlink=False)"
+    )]
+    fn prepare_mkdirat(
+        &self,
+        path: &Bound<'_, PyAny>,
+        mode: Option<&Bound<'_, PyAny>>,
+        dir_fd: Option<&Bound<'_, PyAny>>,
+        user_data: Option<Py<PyAny>>,
+        link: bool,
+        hardlink: bool,
+    ) -> PyResult<()> {
+        let py = path.py();
+        self.ensure_open(py)?;
+        let (cpath, name) = named_path(path)?;
+        let op = Op::MkdirAt {
+            dir: args::dir_fd(dir_fd)?,
+            path: cpath,
+            mode: mode.map_or(Ok(0o777), args::mode)?,
+        };
+        let extras = Extras::untimed(link, hardlink)?;
+        self.prepare_plain(py, op, Some((name, None)), user_data, extras)
+    }
+
+    #[pyo3(signature = (target, linkpath, *, dir_fd = None, user_data = None, link = false, hardlink = false))]
+    fn prepare_symlinkat(
+        &self,
+        target: &Bound<'_, PyAny>,
+        linkpath: &Bound<'_, PyAny>,
+        dir_fd: Option<&Bound<'_, PyAny>>,
+        user_data: Option<Py<PyAny>>,
+        link: bool,
+        hardlink: bool,
+    ) -> PyResult<()> {
+        let py = target.py();
+        self.ensure_open(py)?;
+        let (ctarget, target_name) = named_path(target)?;
+        let (clink, link_name) = named_path(linkpath)?;
+        let op = Op::SymlinkAt {
+            target: ctarget,
+            dir: args::dir_fd(dir_fd)?,
+            link: clink,
+        };
+        let extras = Extras::untimed(link, hardlink)?;
+        self.prepare_plain(
+            py,
+            op,
+            Some((target_name, Some(link_name))),
+            user_data,
+            extras,
+        )
+    }
+
+    #[pyo3(signature = (src, dst, *, src_dir_fd = None, dst_dir_fd = None, follow_symlinks = true, user_data = None, link = false, hardlink = false))]
+    #[expect(clippy::too_many_arguments, reason = "the Python signature")]
+    fn prepare_linkat(
+        &self,
+        src: &Bound<'_, PyAny>,
+        dst: &Bound<'_, PyAny>,
+        src_dir_fd: Option<&Bound<'_, PyAny>>,
+        dst_dir_fd: Option<&Bound<'_, PyAny>>,
+        follow_symlinks: bool,
+        user_data: Option<Py<PyAny>>,
+        link: bool,
+        hardlink: bool,
+    ) -> PyResult<()> {
+        let py = src.py();
+        self.ensure_open(py)?;
+        let (old, old_name) = named_path(src)?;
+        let (new, new_name) = named_path(dst)?;
+        let op = Op::LinkAt {
+            old_dir: args::dir_fd(src_dir_fd)?,
+            old,
+            new_dir: args::dir_fd(dst_dir_fd)?,
+            new,
+            flags: if follow_symlinks {
+                libc::AT_SYMLINK_FOLLOW
+            } else {
+                0
+            },
+        };
+        let extras = Extras::untimed(link, hardlink)?;
+        self.prepare_plain(py, op, Some((old_name, Some(new_name))), user_data, extras)
+    }
+
+    #[pyo3(signature = (fd, length, *, user_data = None, link = false, hardlink = false))]
+    fn prepare_ftruncate(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        length: &Bound<'_, PyAny>,
+        user_data: Option<Py<PyAny>>,
+        link: bool,
+        hardlink: bool,
+    ) -> PyResult<()> {
+        let py = fd.py();
+        self.ensure_open(py)?;
+        let op = Op::Ftruncate {
+            fd: args::fd(fd)?,
+            len: args::non_negative(length, "length")?,
+        };
+        let extras = Extras::untimed(link, hardlink)?;
+        self.prepare_plain(py, op, None, user_data, extras)
+    }
+
+    /// Asks to cancel every request in flight whose `user_data == user_data`; returns how
+    /// many matched. Each completes as usual (ECANCELED if the cancel won).
+    fn cancel(&self, user_data: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let py = user_data.py();
+        self.ensure_open(py)?;
+        let mut candidates = Vec::new();
+        self.core
+            .for_each_in_flight(|tag, pin| candidates.push((tag, pin.user_data.clone_ref(py))))
+            .map_err(|e| to_pyerr(py, e))?;
+        // Compared outside the queue's lock: `__eq__` may run any Python code.
+        let mut matched = 0;
+        let mut tags = Vec::new();
+        for (tag, candidate) in candidates {
+            if candidate.bind(py).eq(user_data)? {
+                matched += 1;
+                tags.extend(tag);
+            }
+        }
+        self.core.cancel(&tags).map_err(|e| to_pyerr(py, e))?;
+        Ok(matched)
     }
 
     fn commit(&self, py: Python<'_>) -> PyResult<usize> {
@@ -557,11 +549,9 @@ impl NativeQueue {
             len: size as usize,
             offset,
         };
-        let pin = Pin {
-            buffers: Buffers::Bytes(bytes.unbind()),
-            user_data,
-        };
-        self.prepare(py, fd, op, pin)
+        let pin = Pin::new(Buffers::Bytes(bytes.unbind()), user_data);
+        let extras = Extras::untimed(false, false)?;
+        self.submit(py, op, Some(fd), extras, pin)
     }
 
     /// `uringq.aio`'s reap: takes every ready completion and settles its `user_data`, an
@@ -573,25 +563,7 @@ impl NativeQueue {
     fn _settle_futures(&self, py: Python<'_>, timeout: f64) -> PyResult<usize> {
         self.ensure_open(py)?;
         let timeout = args::timeout(Some(timeout))?;
-        let min = usize::from(timeout.is_some_and(|t| !t.is_zero()));
-        let (done, closed) = match self.take(py, min, usize::MAX, timeout) {
-            Ok(done) | Err(WaitError::Interrupted(done)) => (done, false),
-            Err(WaitError::Closed(done)) => (done, true),
-            Err(WaitError::Queue(e)) => return Err(to_pyerr(py, e)),
-            Err(WaitError::Signal(e)) => return Err(e),
-        };
-        let count = done.len();
-        let mut first_error = None;
-        for item in done {
-            if let Err(e) = settle_future(py, item) {
-                first_error.get_or_insert(e);
-            }
-        }
-        match (first_error, closed) {
-            (Some(e), _) => Err(e),
-            (None, true) => Err(to_pyerr(py, Error::Closed)),
-            (None, false) => Ok(count),
-        }
+        self.settle_futures(py, timeout)
     }
 
     fn wakeup(&self, py: Python<'_>) -> PyResult<()> {

@@ -20,6 +20,8 @@ pub enum Error {
     Closed,
     /// The queue was created before a `fork()`; it belongs to the parent.
     Forked,
+    /// The kernel lacks the opcode this request needs.
+    Unsupported(u8),
     /// A system call failed.
     Os(io::Error),
 }
@@ -43,6 +45,11 @@ impl fmt::Display for Error {
                 f,
                 "this queue was created in the parent process before fork(); \
                  create a new queue in the child"
+            ),
+            Error::Unsupported(code) => write!(
+                f,
+                "this kernel's io_uring lacks IORING_OP_{}",
+                super::probe::opcode_name(*code)
             ),
             Error::Os(e) => write!(f, "{e}"),
         }

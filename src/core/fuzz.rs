@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
-use super::{Error, Op, Queue, WaitError};
+use super::{Error, Op, Queue, Request, WaitError};
 
 const FILE_SIZE: u64 = 64 * 1024;
 
@@ -129,7 +129,7 @@ fn run(steps: Vec<Step>, sq: u32, cq: u32) -> Result<(), TestCaseError> {
                     ),
                 };
                 let registered = target == fd && m.registered;
-                match unsafe { q.prepare(target, op, (id, buf)) } {
+                match unsafe { q.prepare(Request::new(op, Some(target)), (id, buf)) } {
                     Ok(()) => {
                         prop_assert!(registered && capacity_ok);
                         m.prepared.push(id);

@@ -3,6 +3,8 @@
 //! `cargo test` exercises it directly.
 
 mod batch;
+mod chains;
+mod emulate;
 mod error;
 mod eventfd;
 mod files;
@@ -10,14 +12,21 @@ mod fork;
 #[cfg(test)]
 mod fuzz;
 mod ops;
+#[cfg(test)]
+mod ops_tests;
 mod probe;
 mod queue;
 mod ring;
+mod slab;
+mod state;
+#[cfg(test)]
+mod testing;
 
 pub use batch::{Batch, BatchCache, BatchDir, BatchError, Registered};
 pub use error::{Error, WaitError};
 pub use eventfd::EventFd;
 pub use fork::fork_generation;
-pub use ops::Op;
-pub use probe::{probe, strerror, supported_opcodes, Unsupported};
-pub use queue::{Done, Queue, MAX_CQ_ENTRIES, MAX_SQ_ENTRIES};
+pub use ops::{timespec, Link, Op, Request, AT_FDCWD};
+pub use probe::{probe, probed_opcodes, strerror, Unsupported};
+pub use queue::{Queue, MAX_CQ_ENTRIES, MAX_SQ_ENTRIES};
+pub use state::{Done, Extra};

@@ -3,28 +3,206 @@
 
 use std::fmt;
 use std::io;
+use std::sync::OnceLock;
 
 use io_uring::{opcode, IoUring, Probe};
 
-/// The opcodes the queue uses, by name.
-const REQUIRED: [(u8, &str); 7] = [
-    (opcode::Nop::CODE, "IORING_OP_NOP"),
-    (opcode::Readv::CODE, "IORING_OP_READV"),
-    (opcode::Writev::CODE, "IORING_OP_WRITEV"),
-    (opcode::Fsync::CODE, "IORING_OP_FSYNC"),
-    (opcode::AsyncCancel::CODE, "IORING_OP_ASYNC_CANCEL"),
-    (opcode::Read::CODE, "IORING_OP_READ"),
-    (opcode::Write::CODE, "IORING_OP_WRITE"),
+/// The opcodes without which the queue cannot work (the provider is unavailable).
+const REQUIRED: [u8; 7] = [
+    opcode::Nop::CODE,
+    opcode::Readv::CODE,
+    opcode::Writev::CODE,
+    opcode::Fsync::CODE,
+    opcode::AsyncCancel::CODE,
+    opcode::Read::CODE,
+    opcode::Write::CODE,
 ];
 
-/// Opcodes used only when present (the batch engine's fixed-buffer path), and ones worth
-/// reporting; `supported_opcodes` lists these after the required ones.
-const OPTIONAL: [(u8, &str); 4] = [
-    (opcode::ReadFixed::CODE, "IORING_OP_READ_FIXED"),
-    (opcode::WriteFixed::CODE, "IORING_OP_WRITE_FIXED"),
-    (opcode::Fallocate::CODE, "IORING_OP_FALLOCATE"),
-    (opcode::OpenAt::CODE, "IORING_OP_OPENAT"),
+/// Every opcode uringq issues: the required ones, the queue's operations (a missing one
+/// makes only that call fail over), the batch engine's fixed-buffer reads and writes.
+const USED: [u8; 20] = [
+    opcode::Nop::CODE,
+    opcode::Readv::CODE,
+    opcode::Writev::CODE,
+    opcode::Fsync::CODE,
+    opcode::ReadFixed::CODE,
+    opcode::WriteFixed::CODE,
+    opcode::Timeout::CODE,
+    opcode::AsyncCancel::CODE,
+    opcode::LinkTimeout::CODE,
+    opcode::OpenAt::CODE,
+    opcode::Close::CODE,
+    opcode::Statx::CODE,
+    opcode::Read::CODE,
+    opcode::Write::CODE,
+    opcode::RenameAt::CODE,
+    opcode::UnlinkAt::CODE,
+    opcode::MkDirAt::CODE,
+    opcode::SymlinkAt::CODE,
+    opcode::LinkAt::CODE,
+    opcode::Ftruncate::CODE,
 ];
+
+/// Opcode names by number (IORING_OP_*, without the prefix), as of Linux 6.15.
+const NAMES: [&str; 63] = [
+    "NOP",
+    "READV",
+    "WRITEV",
+    "FSYNC",
+    "READ_FIXED",
+    "WRITE_FIXED",
+    "POLL_ADD",
+    "POLL_REMOVE",
+    "SYNC_FILE_RANGE",
+    "SENDMSG",
+    "RECVMSG",
+    "TIMEOUT",
+    "TIMEOUT_REMOVE",
+    "ACCEPT",
+    "ASYNC_CANCEL",
+    "LINK_TIMEOUT",
+    "CONNECT",
+    "FALLOCATE",
+    "OPENAT",
+    "CLOSE",
+    "FILES_UPDATE",
+    "STATX",
+    "READ",
+    "WRITE",
+    "FADVISE",
+    "MADVISE",
+    "SEND",
+    "RECV",
+    "OPENAT2",
+    "EPOLL_CTL",
+    "SPLICE",
+    "PROVIDE_BUFFERS",
+    "REMOVE_BUFFERS",
+    "TEE",
+    "SHUTDOWN",
+    "RENAMEAT",
+    "UNLINKAT",
+    "MKDIRAT",
+    "SYMLINKAT",
+    "LINKAT",
+    "MSG_RING",
+    "FSETXATTR",
+    "SETXATTR",
+    "FGETXATTR",
+    "GETXATTR",
+    "SOCKET",
+    "URING_CMD",
+    "SEND_ZC",
+    "SENDMSG_ZC",
+    "READ_MULTISHOT",
+    "WAITID",
+    "FUTEX_WAIT",
+    "FUTEX_WAKE",
+    "FUTEX_WAITV",
+    "FIXED_FD_INSTALL",
+    "FTRUNCATE",
+    "BIND",
+    "LISTEN",
+    "RECV_ZC",
+    "EPOLL_WAIT",
+    "READV_FIXED",
+    "WRITEV_FIXED",
+    "PIPE",
+];
+
+/// Environment variable naming opcodes to treat as missing (comma-separated names such
+/// as `OPENAT,STATX`): a testing aid for the emulator, which runs the calls whose opcode
+/// is missing. Only opcodes the emulator can stand in for are hidden.
+pub const HIDE_ENV: &str = "URINGQ_HIDE_OPCODES";
+
+/// The opcodes [`HIDE_ENV`] may hide.
+const HIDEABLE: [u8; 9] = [
+    opcode::OpenAt::CODE,
+    opcode::Close::CODE,
+    opcode::Statx::CODE,
+    opcode::RenameAt::CODE,
+    opcode::UnlinkAt::CODE,
+    opcode::MkDirAt::CODE,
+    opcode::SymlinkAt::CODE,
+    opcode::LinkAt::CODE,
+    opcode::Ftruncate::CODE,
+];
+
+/// The name of `code` without the `IORING_OP_` prefix (`OP_<n>` when unknown here).
+pub fn opcode_name(code: u8) -> String {
+    NAMES
+        .get(usize::from(code))
+        .map_or_else(|| format!("OP_{code}"), |name| (*name).to_string())
+}
+
+/// The opcodes a kernel supports, as a bitmap (minus those hidden by [`HIDE_ENV`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Opcodes([u64; 4]);
+
+impl Opcodes {
+    /// Reads a filled-in probe.
+    pub fn from_probe(probe: &Probe) -> Opcodes {
+        let mut set = Opcodes::default();
+        for code in 0..=u8::MAX {
+            if probe.is_supported(code) && !hidden().contains(&code) {
+                set.0[usize::from(code / 64)] |= 1 << (code % 64);
+            }
+        }
+        set
+    }
+
+    #[cfg(test)]
+    pub fn remove(&mut self, code: u8) {
+        self.0[usize::from(code / 64)] &= !(1 << (code % 64));
+    }
+
+    pub fn supports(&self, code: u8) -> bool {
+        self.0[usize::from(code / 64)] & (1 << (code % 64)) != 0
+    }
+
+    /// The supported codes, ascending.
+    pub fn codes(&self) -> Vec<u8> {
+        (0..=u8::MAX).filter(|&c| self.supports(c)).collect()
+    }
+}
+
+/// The opcodes named in [`HIDE_ENV`] (read once).
+fn hidden() -> &'static [u8] {
+    static HIDDEN: OnceLock<Vec<u8>> = OnceLock::new();
+    HIDDEN.get_or_init(|| {
+        let Ok(names) = std::env::var(HIDE_ENV) else {
+            return Vec::new();
+        };
+        names
+            .split(',')
+            .map(|n| {
+                n.trim()
+                    .trim_start_matches("IORING_OP_")
+                    .to_ascii_uppercase()
+            })
+            .filter_map(|n| {
+                NAMES
+                    .iter()
+                    .position(|known| *known == n)
+                    .and_then(|i| u8::try_from(i).ok())
+            })
+            .filter(|code| HIDEABLE.contains(code))
+            .collect()
+    })
+}
+
+/// True when the running kernel is at least `major.minor` (false if unknown).
+pub fn kernel_at_least(major: u32, minor: u32) -> bool {
+    static VERSION: OnceLock<Option<(u32, u32)>> = OnceLock::new();
+    let version = VERSION.get_or_init(|| {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+        let mut parts = release.trim().split(|c: char| !c.is_ascii_digit());
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        Some((major, minor))
+    });
+    version.is_some_and(|v| v >= (major, minor))
+}
 
 /// Why io_uring cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,11 +219,11 @@ impl fmt::Display for Unsupported {
 
 /// `Ok(())` when a ring can be set up and every required opcode is supported.
 pub fn probe() -> Result<(), Unsupported> {
-    let probe = setup_and_probe()?;
-    let missing: Vec<&str> = REQUIRED
+    let opcodes = setup_and_probe()?;
+    let missing: Vec<String> = REQUIRED
         .iter()
-        .filter(|(code, _)| !probe.is_supported(*code))
-        .map(|(_, name)| *name)
+        .filter(|code| !opcodes.supports(**code))
+        .map(|code| format!("IORING_OP_{}", opcode_name(*code)))
         .collect();
     if missing.is_empty() {
         Ok(())
@@ -61,15 +239,14 @@ pub fn probe() -> Result<(), Unsupported> {
     }
 }
 
-/// Names of the supported opcodes among those uringq knows (required first); empty if
-/// io_uring is unusable.
-pub fn supported_opcodes() -> Vec<&'static str> {
+/// Every opcode the kernel's probe reports, with its name and whether uringq uses it;
+/// empty if io_uring is unusable.
+pub fn probed_opcodes() -> Vec<(String, bool)> {
     match setup_and_probe() {
-        Ok(probe) => REQUIRED
-            .iter()
-            .chain(OPTIONAL.iter())
-            .filter(|(code, _)| probe.is_supported(*code))
-            .map(|(_, name)| *name)
+        Ok(opcodes) => opcodes
+            .codes()
+            .into_iter()
+            .map(|code| (opcode_name(code), USED.contains(&code)))
             .collect(),
         Err(_) => Vec::new(),
     }
@@ -77,7 +254,7 @@ pub fn supported_opcodes() -> Vec<&'static str> {
 
 /// Sets up a ring, probes its opcodes and runs one NOP through it: a seccomp profile may
 /// block any one of the three io_uring system calls, and each must work.
-fn setup_and_probe() -> Result<Probe, Unsupported> {
+fn setup_and_probe() -> Result<Opcodes, Unsupported> {
     let mut ring = IoUring::new(2).map_err(|e| explain("io_uring_setup", &e))?;
     let mut probe = Probe::new();
     ring.submitter()
@@ -89,7 +266,7 @@ fn setup_and_probe() -> Result<Probe, Unsupported> {
     ring.submit_and_wait(1)
         .map_err(|e| explain("io_uring_enter", &e))?;
     ring.completion().for_each(drop);
-    Ok(probe)
+    Ok(Opcodes::from_probe(&probe))
 }
 
 /// Builds a reason such as
@@ -176,8 +353,12 @@ mod tests {
     #[test]
     fn this_kernel_supports_the_queue() {
         assert_eq!(probe(), Ok(()));
-        let ops = supported_opcodes();
-        assert!(ops.contains(&"IORING_OP_READ"), "{ops:?}");
+        let ops = probed_opcodes();
+        assert!(ops.contains(&("READ".to_string(), true)), "{ops:?}");
+        assert!(
+            ops.iter().any(|(_, used)| !used),
+            "the kernel has opcodes uringq does not use"
+        );
     }
 
     #[test]

@@ -5,15 +5,13 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
-use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use io_uring::{cqueue, squeue, types, IoUring, Probe};
 
 use super::eventfd::EventFd;
+use super::probe::Opcodes;
 
 /// `io_uring_enter` flag: wait for / flush completions.
 const IORING_ENTER_GETEVENTS: u32 = 1;
-
-/// `user_data` of the cancel request sent at close; never a slab id.
-pub const CANCEL_ID: u64 = u64::MAX;
 
 /// One ring plus the eventfd the kernel signals for each completion.
 pub struct Ring {
@@ -39,6 +37,15 @@ impl Ring {
         &self.io
     }
 
+    /// The opcodes this kernel supports (none if it cannot say: before 5.6).
+    pub fn opcodes(&self) -> Opcodes {
+        let mut probe = Probe::new();
+        match self.io.submitter().register_probe(&mut probe) {
+            Ok(()) => Opcodes::from_probe(&probe),
+            Err(_) => Opcodes::default(),
+        }
+    }
+
     /// Appends one SQE. The caller guarantees a free slot (the queue counts them).
     ///
     /// # Safety
@@ -46,6 +53,12 @@ impl Ring {
     /// has been harvested, or until the ring is dropped without the SQE being submitted.
     pub unsafe fn push(&mut self, sqe: &squeue::Entry) -> bool {
         self.io.submission().push(sqe).is_ok()
+    }
+
+    /// SQ entries free for pushing.
+    pub fn free_sqes(&mut self) -> usize {
+        let sq = self.io.submission();
+        sq.capacity() - sq.len()
     }
 
     /// Hands every pushed SQE to the kernel; returns how many it took. The rest stay in
@@ -112,29 +125,20 @@ impl Ring {
         }
     }
 
-    /// Asks the kernel to cancel everything submitted. `prepared` SQEs not yet submitted
-    /// must not reach the kernel, so the cancel goes through IORING_REGISTER_SYNC_CANCEL
-    /// (6.0+), which needs no SQE; on older kernels an AsyncCancel SQE is used only when
-    /// nothing else is waiting in the SQ. Either way the caller then reaps until the
-    /// kernel has returned every request.
-    pub fn cancel_all(&mut self, prepared: usize) {
+    /// Asks the kernel to cancel every request it holds, synchronously
+    /// (IORING_REGISTER_SYNC_CANCEL with IORING_ASYNC_CANCEL_ANY, 6.0+); the caller then
+    /// reaps until the kernel has returned every request. An error means the kernel
+    /// cannot do it this way and the caller must cancel request by request.
+    pub fn cancel_all(&mut self) -> io::Result<()> {
         let timeout = types::Timespec::new().sec(1);
-        let synced = self
+        match self
             .io
             .submitter()
-            .register_sync_cancel(Some(timeout), types::CancelBuilder::any());
-        match synced {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) && prepared == 0 => {
-                let sqe = opcode::AsyncCancel2::new(types::CancelBuilder::any())
-                    .build()
-                    .user_data(CANCEL_ID);
-                // SAFETY: the cancel SQE points to no memory.
-                if unsafe { self.push(&sqe) } {
-                    let _ = self.submit();
-                }
-            }
-            Err(_) => {}
+            .register_sync_cancel(Some(timeout), types::CancelBuilder::any())
+        {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Err(e),
+            // ENOENT (nothing to cancel), ETIME (some still running): reaping handles it.
+            _ => Ok(()),
         }
     }
 
@@ -165,6 +169,7 @@ fn build(sq_entries: u32, cq_entries: u32) -> io::Result<IoUring> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use io_uring::opcode;
 
     fn nop(id: u64) -> squeue::Entry {
         opcode::Nop::new().build().user_data(id)

@@ -1,0 +1,197 @@
+//! Handing completions back to Python: `Completion` objects for `wait`, settled asyncio
+//! futures for `uringq.aio`, and the exceptions that carry completions.
+
+use std::os::fd::IntoRawFd;
+use std::time::Duration;
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList};
+
+use super::completion::Completion;
+use super::errors::{os_error, os_error_named, to_pyerr, with_completions};
+use super::queue::{Buffers, NativeQueue, Pin};
+use super::stat::stat_result;
+use crate::core::{Done, Error, Extra, WaitError};
+
+/// A completion's value for Python: the result (an fd handed over to the caller), a stat
+/// result, or the error with the request's path(s) as `filename`.
+struct Outcome {
+    result: i64,
+    stat: Option<Py<PyAny>>,
+    error: Option<PyErr>,
+    /// The fd an open produced, handed over once nothing else can fail.
+    fd: Option<std::os::fd::OwnedFd>,
+}
+
+fn outcome(py: Python<'_>, pin: &Pin, result: i32, extra: Extra) -> PyResult<Outcome> {
+    if result < 0 {
+        let errno = -result;
+        let error = match &pin.names {
+            Some(names) => os_error_named(py, errno, &names.0, names.1.as_ref()),
+            None => os_error(errno),
+        };
+        return Ok(Outcome {
+            result: 0,
+            stat: None,
+            error: Some(error),
+            fd: None,
+        });
+    }
+    Ok(match extra {
+        Extra::Fd(fd) => Outcome {
+            result: i64::from(result),
+            stat: None,
+            error: None,
+            fd: Some(fd),
+        },
+        Extra::Stat(buf) => Outcome {
+            result: 0,
+            stat: Some(stat_result(py, &buf)?),
+            error: None,
+            fd: None,
+        },
+        Extra::None => Outcome {
+            result: i64::from(result),
+            stat: None,
+            error: None,
+            fd: None,
+        },
+    })
+}
+
+impl NativeQueue {
+    /// `Completion` objects for `done`. The fds of opens are handed over only when every
+    /// completion was built: if one fails, nothing escapes and every fd is closed.
+    pub(super) fn completions(py: Python<'_>, done: Vec<Done<Pin>>) -> PyResult<Bound<'_, PyList>> {
+        let mut built = Vec::with_capacity(done.len());
+        let mut fds = Vec::new();
+        for Done {
+            payload,
+            result,
+            extra,
+            ..
+        } in done
+        {
+            let out = outcome(py, &payload, result, extra)?;
+            let completion = match out.error {
+                Some(error) => {
+                    Completion::failed(payload.user_data, error.into_value(py).into_any())
+                }
+                None => Completion::success(payload.user_data, out.result, out.stat),
+            };
+            fds.extend(out.fd);
+            built.push(completion);
+        }
+        let list = PyList::empty(py);
+        for completion in built {
+            list.append(completion)?;
+        }
+        for fd in fds {
+            // Handed over: the completion's `result` is the caller's descriptor now.
+            let _ = fd.into_raw_fd();
+        }
+        Ok(list)
+    }
+
+    /// Takes completions as `wait` does: what is ready holding the GIL, else blocking
+    /// without it (Python's signal handlers run between slices).
+    pub(super) fn take(
+        &self,
+        py: Python<'_>,
+        min: usize,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<Done<Pin>>, WaitError<Done<Pin>, PyErr>> {
+        match self.core.wait_ready::<PyErr>(min, max, timeout)? {
+            Some(done) => Ok(done),
+            None => py.detach(|| {
+                self.core.block(min, max, timeout, || {
+                    Python::attach(|py| py.check_signals())
+                })
+            }),
+        }
+    }
+
+    pub(super) fn wait_error(py: Python<'_>, err: WaitError<Done<Pin>, PyErr>) -> PyErr {
+        let (name, message, done) = match err {
+            WaitError::Signal(e) => return e,
+            WaitError::Queue(e) => return to_pyerr(py, e),
+            WaitError::Interrupted(done) => ("Interrupted", "wait interrupted by wakeup()", done),
+            WaitError::Closed(done) => ("QueueClosed", "the queue was closed during wait()", done),
+        };
+        match Self::completions(py, done) {
+            Ok(list) => with_completions(py, name, message, list),
+            Err(e) => e,
+        }
+    }
+
+    /// `uringq.aio`'s reap (see `_settle_futures`).
+    pub(super) fn settle_futures(
+        &self,
+        py: Python<'_>,
+        timeout: Option<Duration>,
+    ) -> PyResult<usize> {
+        let min = usize::from(timeout.is_some_and(|t| !t.is_zero()));
+        let (done, closed) = match self.take(py, min, usize::MAX, timeout) {
+            Ok(done) | Err(WaitError::Interrupted(done)) => (done, false),
+            Err(WaitError::Closed(done)) => (done, true),
+            Err(WaitError::Queue(e)) => return Err(to_pyerr(py, e)),
+            Err(WaitError::Signal(e)) => return Err(e),
+        };
+        let count = done.len();
+        let mut first_error = None;
+        for item in done {
+            if let Err(e) = settle_future(py, item) {
+                first_error.get_or_insert(e);
+            }
+        }
+        match (first_error, closed) {
+            (Some(e), _) => Err(e),
+            (None, true) => Err(to_pyerr(py, Error::Closed)),
+            (None, false) => Ok(count),
+        }
+    }
+}
+
+/// Settles the future a completion belongs to: `set_result` with the bytes read (for
+/// `_prepare_read_bytes`), the new fd, the stat result or the count; `set_exception`
+/// with the `OSError`. A future that is already done (cancelled) just lets the request's
+/// buffers go (and an opened fd is closed: nobody can receive it).
+fn settle_future(py: Python<'_>, done: Done<Pin>) -> PyResult<()> {
+    let Done {
+        payload,
+        result,
+        extra,
+        ..
+    } = done;
+    let future = payload.user_data.bind(py);
+    if future.call_method0(intern!(py, "done"))?.is_truthy()? {
+        return Ok(());
+    }
+    let out = outcome(py, &payload, result, extra)?;
+    if let Some(error) = out.error {
+        future.call_method1(intern!(py, "set_exception"), (error.into_value(py),))?;
+        return Ok(());
+    }
+    let value = match (payload.buffers, out.stat) {
+        (_, Some(stat)) => stat.into_bound(py),
+        (Buffers::Bytes(bytes), None) => {
+            let bytes = bytes.into_bound(py);
+            let n = out.result as usize;
+            if n == bytes.as_bytes().len() {
+                bytes.into_any()
+            } else {
+                // Short (EOF): only the part the kernel wrote is ever seen.
+                PyBytes::new(py, &bytes.as_bytes()[..n]).into_any()
+            }
+        }
+        _ => out.result.into_pyobject(py)?.into_any(),
+    };
+    future.call_method1(intern!(py, "set_result"), (value,))?;
+    // The future holds the fd number now: the caller owns the descriptor.
+    if let Some(fd) = out.fd {
+        let _ = fd.into_raw_fd();
+    }
+    Ok(())
+}
