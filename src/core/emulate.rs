@@ -242,6 +242,8 @@ fn run<T>(shared: &Shared<T>) {
         st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
         st.emulating = None;
         st.finish_job(tag, result);
+        // The job may have released the rest of its chain into the SQ.
+        let _ = st.submit();
         shared.work.notify_all();
     }
 }
