@@ -1,7 +1,7 @@
 //! Handing completions back to Python: `Completion` objects for `wait`, settled asyncio
 //! futures for `uringq.aio`, and the exceptions that carry completions.
 
-use std::os::fd::IntoRawFd;
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use pyo3::intern;
@@ -21,7 +21,7 @@ struct Outcome {
     stat: Option<Py<PyAny>>,
     error: Option<PyErr>,
     /// The fd an open produced, handed over once nothing else can fail.
-    fd: Option<std::os::fd::OwnedFd>,
+    fd: Option<OwnedFd>,
 }
 
 fn outcome(py: Python<'_>, pin: &Pin, result: i32, extra: Extra) -> PyResult<Outcome> {
@@ -61,35 +61,29 @@ fn outcome(py: Python<'_>, pin: &Pin, result: i32, extra: Extra) -> PyResult<Out
 }
 
 impl NativeQueue {
-    /// `Completion` objects for `done`. The fds of opens are handed over only when every
-    /// completion was built: if one fails, nothing escapes and every fd is closed.
+    /// `Completion` objects for `done`. The fd of an open is handed over with its
+    /// completion; if building the list fails, every fd handed over so far is closed
+    /// with it (nobody can receive them), and the rest close with their `Done`.
     pub(super) fn completions(py: Python<'_>, done: Vec<Done<Pin>>) -> PyResult<Bound<'_, PyList>> {
-        let mut built = Vec::with_capacity(done.len());
-        let mut fds = Vec::new();
-        for Done {
-            payload,
-            result,
-            extra,
-            ..
-        } in done
-        {
-            let out = outcome(py, &payload, result, extra)?;
+        let list = PyList::empty(py);
+        let mut handed: Vec<RawFd> = Vec::new();
+        let built = done.into_iter().try_for_each(|d| {
+            let out = outcome(py, &d.payload, d.result, d.extra)?;
             let completion = match out.error {
                 Some(error) => {
-                    Completion::failed(payload.user_data, error.into_value(py).into_any())
+                    Completion::failed(d.payload.user_data, error.into_value(py).into_any())
                 }
-                None => Completion::success(payload.user_data, out.result, out.stat),
+                None => Completion::success(d.payload.user_data, out.result, out.stat),
             };
-            fds.extend(out.fd);
-            built.push(completion);
-        }
-        let list = PyList::empty(py);
-        for completion in built {
-            list.append(completion)?;
-        }
-        for fd in fds {
-            // Handed over: the completion's `result` is the caller's descriptor now.
-            let _ = fd.into_raw_fd();
+            handed.extend(out.fd.map(IntoRawFd::into_raw_fd));
+            list.append(completion)
+        });
+        if let Err(e) = built {
+            for fd in handed {
+                // SAFETY: descriptors this call took over and never handed out.
+                drop(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+            return Err(e);
         }
         Ok(list)
     }

@@ -22,11 +22,22 @@ impl<T> State<T> {
         let batch = std::mem::take(&mut self.prepared);
         self.prepared_sqes = 0;
         let mut committed = 0;
+        if batch.iter().all(Prepared::plain) {
+            // No links, nothing emulated (the usual batch): straight into the SQ.
+            self.push_plain(&batch);
+            self.prepared = batch;
+            self.prepared.clear();
+            return 0;
+        }
         let mut chain = Vec::new();
-        for p in batch {
-            let ends = p.link == Link::None;
-            chain.push(p);
-            if ends {
+        for p in &batch {
+            if chain.is_empty() && p.plain() {
+                // Unlinked and in the kernel: no chain to keep track of.
+                self.push_plain(std::slice::from_ref(p));
+                continue;
+            }
+            chain.push(*p);
+            if p.link == Link::None {
                 committed += self.dispatch(std::mem::take(&mut chain), false);
             }
         }
@@ -34,6 +45,9 @@ impl<T> State<T> {
             last.link = Link::None;
             committed += self.dispatch(chain, false);
         }
+        // Hand the (now empty) list back, keeping its allocation.
+        self.prepared = batch;
+        self.prepared.clear();
         committed
     }
 

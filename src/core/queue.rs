@@ -18,7 +18,7 @@ use super::error::{Error, WaitError};
 use super::eventfd::{EventFd, Poll};
 use super::files::FileTable;
 use super::fork::fork_generation;
-use super::ops::{link_timeout_sqe, timespec, Request, Target};
+use super::ops::{timespec, Request, Target};
 use super::probe::{kernel_at_least, Opcodes};
 use super::ring::Ring;
 use super::slab::{Entry, Stage};
@@ -71,10 +71,11 @@ impl<T: Send + 'static> Queue<T> {
         }
         let ring = Ring::new(sq_entries, cq_entries)?;
         let opcodes = ring.opcodes();
+        let timer_success = kernel_at_least(5, 16);
         let files = FileTable::new(ring.io());
         Ok(Queue {
             shared: ManuallyDrop::new(Arc::new(Shared {
-                state: Mutex::new(State::new(ring, files)),
+                state: Mutex::new(State::new(ring, files, timer_success)),
                 work: Condvar::new(),
             })),
             wake: AtomicBool::new(false),
@@ -83,7 +84,7 @@ impl<T: Send + 'static> Queue<T> {
             sq_entries,
             cq_entries,
             opcodes,
-            timer_success: kernel_at_least(5, 16),
+            timer_success,
         })
     }
 
@@ -229,12 +230,11 @@ impl<T: Send + 'static> Queue<T> {
         if let Err(e) = st.room(sqes, self.sq_entries as usize, self.cq_entries as usize) {
             return Err((e, payload));
         }
-        let sqe = req.op.to_sqe(target, self.timer_success);
         let deadline = req.deadline.map(timespec);
-        let timer = deadline.as_deref().map(link_timeout_sqe);
         let mut entry = Entry {
             op: req.op,
             file: req.file,
+            target,
             payload,
             deadline,
             waiting: 0,
@@ -244,7 +244,7 @@ impl<T: Send + 'static> Queue<T> {
             cancelled: false,
         };
         entry.waiting = entry.cqes();
-        st.add(entry, sqe, timer, req.link, (unsafe_link, emulated));
+        st.add(entry, req.link, (unsafe_link, emulated));
         Ok(())
     }
 

@@ -37,6 +37,11 @@ impl Ring {
         &self.io
     }
 
+    /// The ring itself, to push several SQEs through one view of the SQ.
+    pub fn io_mut(&mut self) -> &mut IoUring {
+        &mut self.io
+    }
+
     /// The opcodes this kernel supports (none if it cannot say: before 5.6).
     pub fn opcodes(&self) -> Opcodes {
         let mut probe = Probe::new();

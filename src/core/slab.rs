@@ -7,7 +7,7 @@ use std::os::fd::RawFd;
 
 use io_uring::types;
 
-use super::ops::Op;
+use super::ops::{Op, Target};
 
 /// Set in the `user_data` of a deadline's linked-timeout SQE: the CQE belongs to the
 /// request whose tag is the rest.
@@ -23,6 +23,8 @@ pub struct Entry<T> {
     pub op: Op,
     /// The registered fd of a data op; it counts as in use until the completion is taken.
     pub file: Option<RawFd>,
+    /// Where a data op's SQE points (its registered file).
+    pub target: Target,
     pub payload: T,
     /// The timer of the request's deadline, read by the kernel until its CQE arrives.
     pub deadline: Option<Box<types::Timespec>>,
@@ -163,6 +165,7 @@ mod tests {
         Entry {
             op: Op::Fsync { datasync: false },
             file: None,
+            target: Target::Fd(-1),
             payload: n,
             deadline: None,
             waiting: 1,

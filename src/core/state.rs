@@ -17,7 +17,7 @@ use io_uring::{opcode, squeue, types};
 
 use super::error::Error;
 use super::files::FileTable;
-use super::ops::{Link, Op};
+use super::ops::{link_timeout_sqe, Link, Op};
 use super::ring::Ring;
 use super::slab::{Entry, Slab, Stage, INTERNAL, TIMER_BIT};
 
@@ -63,13 +63,15 @@ impl<T> Done<T> {
     }
 }
 
-/// A prepared request: its SQE and its deadline's timer SQE (built at prepare time, with
-/// user data but without link flags) and how it joins the next request.
+/// A prepared request, as the commit sees it: its tag, how it joins the next request,
+/// and what decides where it runs. Its SQEs are built from the op-table entry when it
+/// is pushed.
+#[derive(Debug, Clone, Copy)]
 pub(super) struct Prepared {
     pub tag: u64,
-    pub sqe: squeue::Entry,
-    pub timer: Option<squeue::Entry>,
     pub link: Link,
+    /// SQEs it takes: one, or two with a deadline (a linked timeout).
+    pub sqes: u8,
     /// A failure of this op does not break a kernel chain: the core breaks it.
     pub unsafe_link: bool,
     /// The kernel lacks the opcode: the emulator runs it.
@@ -78,7 +80,12 @@ pub(super) struct Prepared {
 
 impl Prepared {
     pub fn sqes(&self) -> usize {
-        1 + usize::from(self.timer.is_some())
+        usize::from(self.sqes)
+    }
+
+    /// Runs as a chain of one: the fast path of a commit.
+    pub fn plain(&self) -> bool {
+        self.link == Link::None && !self.emulated
     }
 }
 
@@ -98,6 +105,9 @@ pub(super) struct Held {
 }
 
 pub(super) struct State<T> {
+    /// An expired timer counts as a success in a chain (IORING_TIMEOUT_ETIME_SUCCESS,
+    /// 5.16+).
+    timer_success: bool,
     /// `None` once closed.
     pub ring: Option<Ring>,
     pub ops: Slab<T>,
@@ -115,6 +125,11 @@ pub(super) struct State<T> {
     /// The emulator thread was started (it ends when `shutdown` is set).
     pub emulator: bool,
     pub shutdown: bool,
+    /// Requests pushed by a commit that the kernel has not taken yet, and their CQEs.
+    uncounted: usize,
+    uncounted_cqes: usize,
+    /// Scratch list of the requests a harvest completed (kept to reuse its allocation).
+    finished: Vec<u64>,
     /// Committed requests not yet ready.
     pub running: usize,
     /// Of those, the ones the kernel holds.
@@ -125,8 +140,9 @@ pub(super) struct State<T> {
 }
 
 impl<T> State<T> {
-    pub fn new(ring: Ring, files: FileTable) -> Self {
+    pub fn new(ring: Ring, files: FileTable, timer_success: bool) -> Self {
         State {
+            timer_success,
             ring: Some(ring),
             ops: Slab::new(),
             files,
@@ -139,6 +155,9 @@ impl<T> State<T> {
             emulating: None,
             emulator: false,
             shutdown: false,
+            uncounted: 0,
+            uncounted_cqes: 0,
+            finished: Vec::new(),
             running: 0,
             in_kernel: 0,
             pending_cqes: 0,
@@ -152,11 +171,7 @@ impl<T> State<T> {
 
     /// Requests prepared and not yet taken by the kernel (the caller's `prepared`).
     pub fn prepared(&self) -> usize {
-        let untaken = self
-            .pushed
-            .iter()
-            .filter(|p| !p.counted && p.tag != INTERNAL);
-        self.prepared.len() + untaken.count()
+        self.prepared.len() + self.uncounted
     }
 
     /// Requests committed whose completion has not been returned.
@@ -182,29 +197,22 @@ impl<T> State<T> {
         Ok(())
     }
 
-    /// Stores a checked request whose SQEs (without user data) were built from `entry`.
-    pub fn add(
-        &mut self,
-        entry: Entry<T>,
-        sqe: squeue::Entry,
-        timer: Option<squeue::Entry>,
-        link: Link,
-        flags: (bool, bool),
-    ) {
+    /// Stores a checked request. `flags`: its link is unsafe (the core must break it),
+    /// it is emulated.
+    pub fn add(&mut self, entry: Entry<T>, link: Link, flags: (bool, bool)) {
         if let Some(fd) = entry.file {
             self.files.acquire(fd);
         }
+        let sqes = entry.cqes();
         let tag = self.ops.insert(entry);
-        let prepared = Prepared {
+        self.prepared_sqes += usize::from(sqes);
+        self.prepared.push(Prepared {
             tag,
-            sqe: sqe.user_data(tag),
-            timer: timer.map(|t| t.user_data(tag | TIMER_BIT)),
             link,
+            sqes,
             unsafe_link: flags.0,
             emulated: flags.1,
-        };
-        self.prepared_sqes += prepared.sqes();
-        self.prepared.push(prepared);
+        });
     }
 
     /// Marks a request committed (running); its completions now hold CQ room.
@@ -233,37 +241,81 @@ impl<T> State<T> {
         let last = segment.len() - 1;
         for (i, p) in segment.iter().enumerate() {
             let link = if i == last { Link::None } else { p.link };
-            let first = match p.timer {
+            self.push_request(p, link, counted);
+        }
+        true
+    }
+
+    /// Pushes one request's SQEs (built from its entry) with `link` after them; the SQ
+    /// has room (checked by the caller).
+    fn push_request(&mut self, p: &Prepared, link: Link, counted: bool) {
+        self.push_all(std::slice::from_ref(p), Some(link), counted);
+    }
+
+    /// Pushes unlinked kernel requests through one view of the SQ: the fast path of a
+    /// commit (the SQ has room for every prepared request by the invariant `room` keeps).
+    pub fn push_plain(&mut self, batch: &[Prepared]) {
+        self.push_all(batch, None, false);
+    }
+
+    /// Pushes `batch`, each request followed by `link` (`None`: its own link, which
+    /// for an unlinked batch is none), and books them.
+    fn push_all(&mut self, batch: &[Prepared], link: Option<Link>, counted: bool) {
+        let State {
+            ring,
+            ops,
+            pushed,
+            timer_success,
+            ring_sqes,
+            in_kernel,
+            uncounted,
+            uncounted_cqes,
+            ..
+        } = self;
+        let Some(ring) = ring.as_mut() else {
+            return;
+        };
+        let mut sq = ring.io_mut().submission();
+        for p in batch {
+            let Some(entry) = ops.get_mut(p.tag) else {
+                continue;
+            };
+            let link = link.unwrap_or(p.link);
+            let sqe = entry
+                .op
+                .to_sqe(entry.target, *timer_success)
+                .user_data(p.tag);
+            let timer = entry
+                .deadline
+                .as_deref()
+                .map(|t| link_timeout_sqe(t).user_data(p.tag | TIMER_BIT));
+            let first = match timer {
                 Some(_) => squeue::Flags::IO_LINK,
                 None => link.flags(),
             };
             // SAFETY: the memory each SQE points to belongs to the op and payload in the
             // op table, kept until the request's last completion is harvested (or the
             // ring is dropped without the SQE having been submitted).
-            let ok = unsafe { ring.push(&p.sqe.clone().flags(first)) }
-                && p.timer
-                    .as_ref()
-                    .is_none_or(|t| unsafe { ring.push(&t.clone().flags(link.flags())) });
+            let ok = unsafe { sq.push(&sqe.flags(first)) }.is_ok()
+                && timer.is_none_or(|t| unsafe { sq.push(&t.flags(link.flags())) }.is_ok());
             assert!(
                 ok,
-                "submission queue overflow: free entries were checked above"
+                "submission queue overflow: free entries were checked beforehand"
             );
-            self.ring_sqes += p.sqes();
-            self.pushed.push_back(Pushed {
+            entry.stage = Stage::Kernel;
+            if counted {
+                *in_kernel += 1;
+            } else {
+                *uncounted += 1;
+                *uncounted_cqes += usize::from(entry.waiting);
+            }
+            *ring_sqes += p.sqes();
+            pushed.push_back(Pushed {
                 tag: p.tag,
                 sqes: p.sqes(),
                 counted,
             });
         }
-        if counted {
-            for p in segment {
-                if let Some(entry) = self.ops.get_mut(p.tag) {
-                    entry.stage = Stage::Kernel;
-                    self.in_kernel += 1;
-                }
-            }
-        }
-        true
     }
 
     /// Hands the SQ to the kernel; returns how many requests became committed (a request
@@ -273,9 +325,27 @@ impl<T> State<T> {
             return Ok(0);
         }
         let taken = self.ring()?.submit()?;
+        let (requests, cqes) = if taken >= self.ring_sqes {
+            // The kernel took everything (the usual case): count in one step.
+            self.pushed.clear();
+            (self.uncounted, self.uncounted_cqes)
+        } else {
+            self.count_partial(taken)
+        };
+        self.uncounted -= requests;
+        self.uncounted_cqes -= cqes;
         self.ring_sqes -= taken.min(self.ring_sqes);
+        self.running += requests;
+        self.in_kernel += requests;
+        self.pending_cqes += cqes;
+        Ok(requests)
+    }
+
+    /// After a submit the kernel cut short: the requests it took (a request counts once
+    /// its first SQE is taken) and their completions to come.
+    fn count_partial(&mut self, taken: usize) -> (usize, usize) {
         let mut left = taken;
-        let mut requests = 0;
+        let (mut requests, mut cqes) = (0, 0);
         while left > 0 {
             let Some(front) = self.pushed.front_mut() else {
                 break;
@@ -283,36 +353,35 @@ impl<T> State<T> {
             let n = left.min(front.sqes);
             front.sqes -= n;
             left -= n;
-            let newly = !front.counted;
-            front.counted = true;
-            let tag = front.tag;
+            if !front.counted && front.tag != INTERNAL {
+                front.counted = true;
+                requests += 1;
+                cqes += self
+                    .ops
+                    .get(front.tag)
+                    .map_or(0, |e| usize::from(e.waiting));
+            }
             if front.sqes == 0 {
                 self.pushed.pop_front();
             }
-            if newly && tag != INTERNAL {
-                self.commit_entry(tag, Stage::Kernel);
-                requests += 1;
-            }
         }
-        Ok(requests)
+        (requests, cqes)
     }
 
     /// Moves every posted CQE into the books; a request whose last completion arrived
     /// becomes ready and releases (or fails) what its chain held behind it.
     pub fn harvest(&mut self) {
-        let Some(ring) = self.ring.as_mut() else {
+        let Some(mut ring) = self.ring.take() else {
             return;
         };
-        let mut cqes = Vec::new();
+        let mut finished = std::mem::take(&mut self.finished);
         ring.harvest(|user_data, result| {
-            if user_data != INTERNAL {
-                cqes.push((user_data, result));
+            if user_data == INTERNAL {
+                return;
             }
-        });
-        for (user_data, result) in cqes {
             let tag = user_data & !TIMER_BIT;
             let Some(entry) = self.ops.get_mut(tag) else {
-                continue;
+                return;
             };
             if user_data & TIMER_BIT != 0 {
                 entry.timer_fired = result == -libc::ETIME;
@@ -323,10 +392,18 @@ impl<T> State<T> {
             self.pending_cqes = self.pending_cqes.saturating_sub(1);
             if entry.waiting == 0 {
                 self.in_kernel = self.in_kernel.saturating_sub(1);
-                self.finish(tag);
+                finished.push(tag);
             }
+        });
+        self.ring = Some(ring);
+        // Finished in CQE order, with the ring back: a held chain may be pushed.
+        for tag in finished.drain(..) {
+            self.finish(tag);
         }
-        let _ = self.submit();
+        self.finished = finished;
+        if self.ring_sqes > 0 {
+            let _ = self.submit();
+        }
     }
 
     /// The request `tag` is complete (`entry.result` set): it becomes ready, and the
@@ -340,6 +417,9 @@ impl<T> State<T> {
         let done = Done::from_entry(entry);
         let ok = done.result >= 0;
         self.ready.push_back(done);
+        if self.held.is_empty() {
+            return;
+        }
         if let Some(held) = self.held.remove(&tag) {
             if ok || held.link == Link::Hard {
                 self.dispatch(held.rest, true);
@@ -482,6 +562,8 @@ impl<T> State<T> {
         self.prepared_sqes = 0;
         self.pushed.clear();
         self.ring_sqes = 0;
+        self.uncounted = 0;
+        self.uncounted_cqes = 0;
         self.held.clear();
         self.emulate.clear();
         self.running = 0;
