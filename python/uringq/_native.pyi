@@ -263,6 +263,24 @@ class NativeQueue:
         self, fd: _Fd, offset: int, size: int, user_data: object = None
     ) -> None: ...
     def _settle_futures(self, timeout: float = 0.0) -> int: ...
+    # uringq.aio's whole-file groups (direct descriptors, Linux 5.15+: see _whole_files):
+    # a read settles with bytes (or None when the file may be longer than ``size``), a
+    # write with the bytes written.
+    def _prepare_read_file(
+        self, path: _Path, user_data: object = None, *, dir_fd: int | None = None, size: int = 65536
+    ) -> None: ...
+    def _prepare_write_file(
+        self,
+        path: _Path,
+        data: Buffer,
+        user_data: object = None,
+        *,
+        mode: int = 0o666,
+        fsync: bool = False,
+        dir_fd: int | None = None,
+    ) -> None: ...
+    @property
+    def _whole_files(self) -> bool: ...
     def wakeup(self) -> None: ...
     def fileno(self) -> int: ...
     def register_buffer(self, buf: Buffer) -> None:

@@ -7,6 +7,7 @@ use std::mem::MaybeUninit;
 use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 
 /// Whether the kernel will write into the buffer.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -65,4 +66,20 @@ impl Drop for RawBuffer {
         // SAFETY: releases the export taken in `get`, exactly once, holding the GIL.
         Python::attach(|_| unsafe { ffi::PyBuffer_Release(&mut *self.0) });
     }
+}
+
+/// A new `bytes` object of `size` bytes for the kernel to fill, and where they start.
+/// Only the part the kernel wrote may ever be exposed (the caller's duty).
+pub fn uninit_bytes(py: Python<'_>, size: usize) -> PyResult<(Bound<'_, PyBytes>, *mut u8)> {
+    let size = ffi::Py_ssize_t::try_from(size)
+        .map_err(|_| pyo3::exceptions::PyValueError::new_err("size out of range"))?;
+    // SAFETY: a fresh, uninitialised `bytes` of `size` bytes (never a shared object when
+    // `size` > 0: CPython shares only the empty and, from data, one-byte objects).
+    let bytes = unsafe {
+        Bound::from_owned_ptr_or_err(py, ffi::PyBytes_FromStringAndSize(std::ptr::null(), size))?
+            .cast_into_unchecked::<PyBytes>()
+    };
+    // SAFETY: `bytes` is a bytes object; its storage lives as long as it does.
+    let ptr = unsafe { ffi::PyBytes_AsString(bytes.as_ptr()) }.cast::<u8>();
+    Ok((bytes, ptr))
 }

@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
-use pyo3::{ffi, PyTraverseError, PyVisit};
+use pyo3::{PyTraverseError, PyVisit};
 
 use super::args;
-use super::buffer::{Access, RawBuffer};
+use super::buffer::{uninit_bytes, Access, RawBuffer};
 use super::errors::to_pyerr;
 use super::requests::{self, named_path, Extras};
 use crate::core::{BatchCache, BatchDir, Error, Op, Queue};
@@ -50,6 +50,8 @@ pub enum Buffers {
     #[expect(dead_code, reason = "held only so that Drop releases the exports")]
     Many(Vec<RawBuffer>),
     Bytes(Py<PyBytes>),
+    /// The `bytes` a `_prepare_read_file` group reads into.
+    WholeFile(Py<PyBytes>),
 }
 
 /// An io_uring queue (the `io_uring` provider). Use `uringq.IoQueue`.
@@ -61,6 +63,8 @@ pub struct NativeQueue {
     /// as a fixed buffer. A batch clones the `Arc`, so the export outlives its use.
     pub(super) registered: Mutex<Option<(u64, Arc<RawBuffer>)>>,
     generations: AtomicU64,
+    /// Whole-file groups work here (direct descriptors).
+    whole_files: bool,
 }
 
 #[pymethods]
@@ -70,11 +74,13 @@ impl NativeQueue {
         let core = py
             .detach(|| Queue::new(sq_entries, cq_entries))
             .map_err(|e| to_pyerr(py, e))?;
+        let whole_files = core.has_direct();
         Ok(NativeQueue {
             core,
             batch: BatchCache::default(),
             registered: Mutex::new(None),
             generations: AtomicU64::new(0),
+            whole_files,
         })
     }
 
@@ -530,28 +536,80 @@ impl NativeQueue {
     ) -> PyResult<()> {
         let py = fd.py();
         let (fd, offset, user_data) = self.request_head(fd, offset, user_data)?;
-        let size = ffi::Py_ssize_t::try_from(args::non_negative(size, "size")?)
+        let size = usize::try_from(args::non_negative(size, "size")?)
             .map_err(|_| PyValueError::new_err("size out of range"))?;
-        // SAFETY: a fresh, uninitialised `bytes` of `size` bytes (never the shared empty
-        // or one-byte objects when `size` > 0); only the kernel writes into it, and only
-        // the part it wrote is ever exposed (`settle_future`).
-        let bytes = unsafe {
-            Bound::from_owned_ptr_or_err(
-                py,
-                ffi::PyBytes_FromStringAndSize(std::ptr::null(), size),
-            )?
-            .cast_into_unchecked::<PyBytes>()
-        };
-        // SAFETY: `bytes` is a bytes object; its storage lives as long as it does.
-        let ptr = unsafe { ffi::PyBytes_AsString(bytes.as_ptr()) }.cast::<u8>();
+        // Only the part the kernel wrote is ever exposed (`settle_future`).
+        let (bytes, ptr) = uninit_bytes(py, size)?;
         let op = Op::Read {
             ptr,
-            len: size as usize,
+            len: size,
             offset,
         };
         let pin = Pin::new(Buffers::Bytes(bytes.unbind()), user_data);
         let extras = Extras::untimed(false, false)?;
         self.submit(py, op, Some(fd), extras, pin)
+    }
+
+    /// `uringq.aio`'s whole-file read, as one group in the kernel: OPENAT into a direct
+    /// descriptor -> READ of up to `size` bytes into a new `bytes` -> CLOSE. Settled by
+    /// `_settle_futures` with the content when it was shorter than `size` (the whole
+    /// file), `None` when it filled `size` (the file may be longer: read it again), or
+    /// the `OSError` (with `filename`) of the first step that failed.
+    #[pyo3(signature = (path, user_data = None, *, dir_fd = None, size = 65536))]
+    fn _prepare_read_file(
+        &self,
+        path: &Bound<'_, PyAny>,
+        user_data: Option<Py<PyAny>>,
+        dir_fd: Option<&Bound<'_, PyAny>>,
+        size: usize,
+    ) -> PyResult<()> {
+        let py = path.py();
+        self.ensure_open(py)?;
+        let (cpath, name) = named_path(path)?;
+        let dir = args::dir_fd(dir_fd)?;
+        let (bytes, ptr) = uninit_bytes(py, size)?;
+        let mut pin = Pin::new(
+            Buffers::WholeFile(bytes.unbind()),
+            user_data.unwrap_or_else(|| py.None()),
+        );
+        pin.names = Some(Box::new((name, None)));
+        let build = move |slot| requests::read_file_group(dir, cpath, ptr, size, slot);
+        self.submit_group(py, build, 1, pin)
+    }
+
+    /// `uringq.aio`'s whole-file write, as one group in the kernel: OPENAT (create or
+    /// truncate) into a direct descriptor -> WRITE of `data` -> [FSYNC] -> CLOSE. Settled
+    /// with the bytes written (fewer than `len(data)`: write the rest yourself) or the
+    /// `OSError` of the first step that failed.
+    #[pyo3(signature = (path, data, user_data = None, *, mode = 0o666, fsync = false, dir_fd = None))]
+    fn _prepare_write_file(
+        &self,
+        path: &Bound<'_, PyAny>,
+        data: &Bound<'_, PyAny>,
+        user_data: Option<Py<PyAny>>,
+        mode: u32,
+        fsync: bool,
+        dir_fd: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let py = path.py();
+        self.ensure_open(py)?;
+        let (cpath, name) = named_path(path)?;
+        let dir = args::dir_fd(dir_fd)?;
+        let mode = mode & 0o7777;
+        let buffer = RawBuffer::get(data, Access::Read)?;
+        let (ptr, len) = (buffer.ptr().cast_const(), buffer.len());
+        let mut pin = Pin::new(Buffers::One(buffer), user_data.unwrap_or_else(|| py.None()));
+        pin.names = Some(Box::new((name, None)));
+        let build =
+            move |slot| requests::write_file_group(dir, cpath, mode, (ptr, len), fsync, slot);
+        self.submit_group(py, build, 1, pin)
+    }
+
+    /// True if this queue runs `_prepare_read_file` / `_prepare_write_file` (direct
+    /// descriptors: Linux 5.15+).
+    #[getter]
+    fn _whole_files(&self) -> bool {
+        self.whole_files
     }
 
     /// `uringq.aio`'s reap: takes every ready completion and settles its `user_data`, an

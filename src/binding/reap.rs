@@ -180,6 +180,15 @@ fn settle_future(py: Python<'_>, done: Done<Pin>) -> PyResult<()> {
                 PyBytes::new(py, &bytes.as_bytes()[..n]).into_any()
             }
         }
+        (Buffers::WholeFile(bytes), None) => {
+            let bytes = bytes.into_bound(py);
+            let n = out.result as usize;
+            if n == bytes.as_bytes().len() {
+                py.None().into_bound(py) // filled: the file may be longer
+            } else {
+                PyBytes::new(py, &bytes.as_bytes()[..n]).into_any()
+            }
+        }
         _ => out.result.into_pyobject(py)?.into_any(),
     };
     future.call_method1(intern!(py, "set_result"), (value,))?;

@@ -48,6 +48,7 @@ impl NativeQueue {
         let request = Request {
             op,
             file,
+            slot: None,
             link: extras.link,
             deadline: extras.deadline,
         };
@@ -152,6 +153,33 @@ impl NativeQueue {
         self.submit(py, op, Some(fd), extras, pin)
     }
 
+    /// Hands a group (see [`crate::core::Queue::prepare_group`]) to the core on a direct
+    /// descriptor; `pin` (the leader's) keeps alive what every member points to.
+    pub(super) fn submit_group(
+        &self,
+        py: Python<'_>,
+        build: impl FnOnce(Option<u32>) -> Vec<Request>,
+        value: usize,
+        pin: Pin,
+    ) -> PyResult<()> {
+        if !self.core.has_direct() {
+            drop(pin);
+            return Err(to_pyerr(
+                py,
+                Error::Unsupported(io_uring::opcode::OpenAt::CODE),
+            ));
+        }
+        let none = py.None();
+        // Members pin nothing; their `None` is safe to drop anywhere (PyO3 defers a
+        // decref made without the GIL).
+        let member = || Pin::new(Buffers::None, none.clone_ref(py));
+        // SAFETY: every member points into `pin`'s buffer or into memory its op owns.
+        unsafe { self.core.prepare_group(true, value, build, pin, member) }.map_err(|(err, pin)| {
+            drop(pin);
+            to_pyerr(py, err)
+        })
+    }
+
     /// A request that pins nothing but its `user_data` and, for errors, its path(s).
     pub(super) fn prepare_plain(
         &self,
@@ -186,6 +214,7 @@ pub fn openat(
         path,
         flags: flags | libc::O_CLOEXEC,
         mode: mode.map_or(Ok(0o666), args::mode)?,
+        slot: None,
     })
 }
 
@@ -233,4 +262,75 @@ pub fn timeout(seconds: &Bound<'_, PyAny>) -> PyResult<Op> {
     Ok(Op::Timeout {
         after: timespec(args::seconds(seconds, "seconds")?),
     })
+}
+
+/// OPENAT into direct `slot` -> READ of `len` bytes into `ptr` -> CLOSE, the close
+/// hardlinked so that a short or failed read still closes the file.
+pub fn read_file_group(
+    dir: i32,
+    path: CString,
+    ptr: *mut u8,
+    len: usize,
+    slot: Option<u32>,
+) -> Vec<Request> {
+    let slot = slot.expect("groups run on a direct slot");
+    let open = Op::OpenAt {
+        dir,
+        path,
+        flags: libc::O_RDONLY,
+        mode: 0,
+        slot: Some(slot),
+    };
+    let read = Op::Read {
+        ptr,
+        len,
+        offset: 0,
+    };
+    on_slot(slot, vec![(open, Link::Soft), (read, Link::Hard)])
+}
+
+/// OPENAT (create or truncate) into direct `slot` -> WRITE -> [FSYNC] -> CLOSE, all but
+/// the open hardlinked so that the file is always closed.
+pub fn write_file_group(
+    dir: i32,
+    path: CString,
+    mode: u32,
+    (ptr, len): (*const u8, usize),
+    fsync: bool,
+    slot: Option<u32>,
+) -> Vec<Request> {
+    let slot = slot.expect("groups run on a direct slot");
+    let open = Op::OpenAt {
+        dir,
+        path,
+        flags: libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
+        mode,
+        slot: Some(slot),
+    };
+    let write = Op::Write {
+        ptr,
+        len,
+        offset: 0,
+    };
+    let mut steps = vec![(open, Link::Soft), (write, Link::Hard)];
+    if fsync {
+        steps.push((Op::Fsync { datasync: false }, Link::Hard));
+    }
+    on_slot(slot, steps)
+}
+
+/// The steps of a group on direct `slot`, then its CLOSE (the leader).
+fn on_slot(slot: u32, steps: Vec<(Op, Link)>) -> Vec<Request> {
+    let mut requests: Vec<Request> = steps
+        .into_iter()
+        .map(|(op, link)| {
+            let data = op.needs_file();
+            let mut req = Request::new(op, None);
+            req.link = link;
+            req.slot = data.then_some(slot);
+            req
+        })
+        .collect();
+    requests.push(Request::new(Op::CloseDirect { slot }, None));
+    requests
 }

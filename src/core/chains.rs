@@ -11,7 +11,7 @@
 //! completed with ECANCELED if it failed behind a soft link).
 
 use super::ops::Link;
-use super::slab::Stage;
+use super::slab::{Entry, Stage};
 use super::state::{Held, Prepared, State};
 
 impl<T> State<T> {
@@ -21,6 +21,7 @@ impl<T> State<T> {
     pub fn commit_prepared(&mut self) -> usize {
         let batch = std::mem::take(&mut self.prepared);
         self.prepared_sqes = 0;
+        self.prepared_hidden = 0;
         let mut committed = 0;
         if batch.iter().all(Prepared::plain) {
             // No links, nothing emulated (the usual batch): straight into the SQ.
@@ -53,7 +54,8 @@ impl<T> State<T> {
 
     /// Starts a chain: its first segment goes to the kernel (or the emulator), the rest
     /// is held behind the segment's last request. `counted`: the chain was committed
-    /// before (released from hold). Returns how many requests it committed now.
+    /// before (released from hold). Returns how many of the caller's requests it
+    /// committed now (group members are the core's).
     pub fn dispatch(&mut self, mut chain: Vec<Prepared>, counted: bool) -> usize {
         let mut committed = 0;
         let mut commit = |st: &mut Self, tag: u64, stage: Stage| {
@@ -63,7 +65,7 @@ impl<T> State<T> {
                 }
             } else {
                 st.commit_entry(tag, stage);
-                committed += 1;
+                committed += usize::from(!st.ops.get(tag).is_some_and(Entry::hidden));
             }
         };
         // A request cancelled while it waited completes now, as a failure would.

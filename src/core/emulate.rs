@@ -80,6 +80,7 @@ impl Call {
                 path,
                 flags,
                 mode,
+                slot: None,
             } => Call::OpenAt {
                 dir: *dir,
                 path: path.as_ptr(),

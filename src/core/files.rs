@@ -13,8 +13,9 @@ use io_uring::IoUring;
 use super::error::Error;
 use super::ops::Target;
 
-/// Fixed slots allocated up front (a sparse table costs nothing until used).
-const FIXED_SLOTS: u32 = 256;
+/// Fixed slots allocated up front (a sparse table costs nothing until used): for
+/// registered fds and for the direct descriptors of grouped requests.
+const FIXED_SLOTS: u32 = 1024;
 
 #[derive(Debug)]
 struct Registration {
@@ -53,18 +54,23 @@ type FdMap<V> = HashMap<RawFd, V, BuildHasherDefault<FdHasher>>;
 pub struct FileTable {
     by_fd: FdMap<Registration>,
     free_slots: Vec<u32>,
+    /// The ring has a sparse fixed-file table (5.19+).
+    sparse: bool,
 }
 
 impl FileTable {
     /// Creates the table and, if the kernel allows, a sparse fixed-file table in `io`.
     pub fn new(io: &IoUring) -> FileTable {
-        let free_slots = match io.submitter().register_files_sparse(FIXED_SLOTS) {
-            Ok(()) => (0..FIXED_SLOTS).rev().collect(),
-            Err(_) => Vec::new(),
+        let sparse = io.submitter().register_files_sparse(FIXED_SLOTS).is_ok();
+        let free_slots = if sparse {
+            (0..FIXED_SLOTS).rev().collect()
+        } else {
+            Vec::new()
         };
         FileTable {
             by_fd: FdMap::default(),
             free_slots,
+            sparse,
         }
     }
 
@@ -148,6 +154,21 @@ impl FileTable {
         if let Some(reg) = self.by_fd.get_mut(&fd) {
             reg.users = reg.users.saturating_sub(1);
         }
+    }
+
+    /// True if the ring has a table for direct descriptors.
+    pub fn has_slots(&self) -> bool {
+        self.sparse
+    }
+
+    /// A free fixed slot for a direct descriptor, if any.
+    pub fn alloc_slot(&mut self) -> Option<u32> {
+        self.free_slots.pop()
+    }
+
+    /// Returns a slot whose direct descriptor was closed.
+    pub fn free_slot(&mut self, slot: u32) {
+        self.free_slots.push(slot);
     }
 
     /// Closes every duplicate (the ring's own table goes with the ring).

@@ -40,15 +40,19 @@ pub enum Op {
     Writev { iov: Vec<libc::iovec>, offset: u64 },
     /// `fsync`, or `fdatasync` when `datasync` (a registered fd).
     Fsync { datasync: bool },
-    /// `openat(dir, path, flags, mode)`; the result is a new descriptor.
+    /// `openat(dir, path, flags, mode)`; the result is a new descriptor, or with `slot`
+    /// the file goes into that direct descriptor slot (no fd; `O_CLOEXEC` refused).
     OpenAt {
         dir: RawFd,
         path: CString,
         flags: i32,
         mode: u32,
+        slot: Option<u32>,
     },
     /// `close(fd)` of any descriptor.
     Close { fd: RawFd },
+    /// Closes the direct descriptor in `slot`.
+    CloseDirect { slot: u32 },
     /// `statx(dir, path, flags, STATX_BASIC_STATS)` into `buf`.
     Statx {
         dir: RawFd,
@@ -130,6 +134,8 @@ pub struct Request {
     pub op: Op,
     /// The registered fd a data op (read, write, readv, writev, fsync) runs on.
     pub file: Option<RawFd>,
+    /// Or the direct descriptor slot it runs on (inside a group).
+    pub slot: Option<u32>,
     pub link: Link,
     /// Completes with ETIMEDOUT if not done by then (a linked timeout in the kernel).
     pub deadline: Option<Duration>,
@@ -141,6 +147,7 @@ impl Request {
         Request {
             op,
             file,
+            slot: None,
             link: Link::None,
             deadline: None,
         }
@@ -179,7 +186,7 @@ impl Op {
             Op::Writev { .. } => opcode::Writev::CODE,
             Op::Fsync { .. } => opcode::Fsync::CODE,
             Op::OpenAt { .. } => opcode::OpenAt::CODE,
-            Op::Close { .. } => opcode::Close::CODE,
+            Op::Close { .. } | Op::CloseDirect { .. } => opcode::Close::CODE,
             Op::Statx { .. } => opcode::Statx::CODE,
             Op::Timeout { .. } => opcode::Timeout::CODE,
             Op::RenameAt { .. } => opcode::RenameAt::CODE,
@@ -196,7 +203,7 @@ impl Op {
     pub fn emulatable(&self) -> bool {
         matches!(
             self,
-            Op::OpenAt { .. }
+            Op::OpenAt { slot: None, .. }
                 | Op::Close { .. }
                 | Op::Statx { .. }
                 | Op::RenameAt { .. }
@@ -282,11 +289,14 @@ impl Op {
                 path,
                 flags,
                 mode,
+                slot,
             } => opcode::OpenAt::new(types::Fd(*dir), path.as_ptr())
                 .flags(*flags)
                 .mode(*mode)
+                .file_index(slot.and_then(|s| types::DestinationSlot::try_from_slot_target(s).ok()))
                 .build(),
             Op::Close { fd } => opcode::Close::new(types::Fd(*fd)).build(),
+            Op::CloseDirect { slot } => opcode::Close::new(types::Fixed(*slot)).build(),
             Op::Statx {
                 dir,
                 path,
@@ -393,6 +403,7 @@ mod tests {
             path,
             flags: 0,
             mode: 0,
+            slot: None,
         };
         assert!(!open.needs_file());
         assert_eq!(open.opcode(), opcode::OpenAt::CODE);

@@ -20,6 +20,7 @@ fn submit(q: &Q, op: Op, file: Option<RawFd>, link: Link, deadline: Option<Durat
     let req = Request {
         op,
         file,
+        slot: None,
         link,
         deadline,
     };
@@ -70,6 +71,7 @@ fn openat_hands_over_a_new_fd_and_close_closes_it() {
         path: cpath(&dir.path.join("data")),
         flags: libc::O_RDONLY | libc::O_CLOEXEC,
         mode: 0,
+        slot: None,
     };
     submit(&q, open, None, Link::None, None, 1);
     let mut done = run(&q, 1);
@@ -98,6 +100,7 @@ fn an_open_nobody_took_is_closed_with_the_queue() {
             path: cpath(&dir.path.join("data")),
             flags: libc::O_RDONLY | libc::O_CLOEXEC,
             mode: 0,
+            slot: None,
         };
         submit(&q, open, None, Link::None, None, id);
     }
@@ -600,4 +603,122 @@ fn closing_waits_for_held_and_emulated_requests() {
     assert_eq!(q.in_flight().unwrap(), 2);
     assert_eq!(q.close(true).unwrap().len(), 2);
     assert!(!dir.path.join("d").exists(), "the held mkdir never ran");
+}
+
+/// A whole-file read as a group on direct descriptor `slot`: OPENAT -> READ -> CLOSE.
+fn read_group(path: &Path, buf: &mut [u8]) -> impl FnOnce(Option<u32>) -> Vec<Request> {
+    let path = cpath(path);
+    let (ptr, len) = (buf.as_mut_ptr(), buf.len());
+    move |slot| {
+        let slot = slot.expect("a direct slot");
+        let open = Op::OpenAt {
+            dir: AT_FDCWD,
+            path,
+            flags: libc::O_RDONLY,
+            mode: 0,
+            slot: Some(slot),
+        };
+        let read = Op::Read {
+            ptr,
+            len,
+            offset: 0,
+        };
+        let mut reqs = vec![
+            Request::new(open, None),
+            Request::new(read, None),
+            Request::new(Op::CloseDirect { slot }, None),
+        ];
+        reqs[0].link = Link::Soft;
+        reqs[1].link = Link::Hard;
+        reqs[1].slot = Some(slot);
+        reqs
+    }
+}
+
+#[test]
+fn a_group_completes_once_with_its_value_or_first_error() {
+    let (dir, _f) = data_file(3000);
+    let q = Q::new(16, 32).unwrap();
+    assert!(q.has_direct());
+    let mut a = vec![0u8; 4096];
+    let mut b = vec![0u8; 4096];
+    let mut c = vec![0u8; 4096];
+    for (id, (path, buf)) in [
+        (dir.path.join("data"), &mut a),
+        (dir.path.join("missing"), &mut b),
+        (dir.path.clone(), &mut c),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        unsafe { q.prepare_group(true, 1, read_group(&path, buf), id as u32, || 99) }
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    assert_eq!(q.prepared().unwrap(), 3, "a group counts as one request");
+    let done = run(&q, 3);
+    let results: Vec<i32> = done.iter().map(|d| d.result).collect();
+    assert_eq!(results, vec![3000, -libc::ENOENT, -libc::EISDIR]);
+    assert_eq!(
+        &a[..3000],
+        &std::fs::read(dir.path.join("data")).unwrap()[..]
+    );
+    assert_eq!(q.in_flight().unwrap(), 0);
+    assert!(q
+        .wait(0, usize::MAX, Some(Duration::from_millis(20)), no_check)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn group_slots_are_reused_and_no_fd_is_left_open() {
+    let (dir, f) = data_file(100);
+    drop(f);
+    let path = dir.path.join("data");
+    let q = Q::new(128, 256).unwrap();
+    let mut bufs = vec![vec![0u8; 256]; 32];
+    for round in 0..64 {
+        for (i, buf) in bufs.iter_mut().enumerate() {
+            unsafe { q.prepare_group(true, 1, read_group(&path, buf), i as u32, || 0) }
+                .map_err(|(e, _)| e)
+                .unwrap();
+        }
+        let done = run(&q, 32);
+        assert!(
+            done.iter().all(|d| d.result == 100),
+            "round {round}: {done:?}"
+        );
+    }
+    assert_eq!(fds_on(&path), 0);
+}
+
+#[test]
+fn closing_drains_groups_in_flight() {
+    let (rd, _wr) = pipe();
+    let q = Q::new(8, 16).unwrap();
+    q.register(rd.as_raw_fd()).unwrap();
+    let mut buf = [0u8; 8];
+    let (ptr, fd) = (buf.as_mut_ptr(), rd.as_raw_fd());
+    let build = move |_slot: Option<u32>| {
+        let mut read = Request::new(
+            Op::Read {
+                ptr,
+                len: 8,
+                offset: 0,
+            },
+            Some(fd),
+        );
+        read.link = Link::Hard;
+        vec![read, Request::new(Op::Close { fd: -1 }, None)]
+    };
+    unsafe { q.prepare_group(false, 0, build, 1, || 0) }
+        .map_err(|(e, _)| e)
+        .unwrap();
+    q.commit().unwrap();
+    assert_eq!(q.in_flight().unwrap(), 1);
+    assert_eq!(
+        q.close(true).unwrap().len(),
+        1,
+        "the leader's payload comes back"
+    );
 }

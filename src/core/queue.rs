@@ -21,7 +21,7 @@ use super::fork::fork_generation;
 use super::ops::{timespec, Request, Target};
 use super::probe::{kernel_at_least, Opcodes};
 use super::ring::Ring;
-use super::slab::{Entry, Stage};
+use super::slab::{Entry, Role, Stage};
 use super::state::{Done, State};
 
 /// Largest SQ the kernel accepts.
@@ -197,8 +197,8 @@ impl<T: Send + 'static> Queue<T> {
         self.opcodes.supports(opcode)
     }
 
-    /// Queues `req` (a data op on its registered fd). On failure nothing is queued and
-    /// the payload is handed back, so the caller decides where it is dropped.
+    /// Queues `req`. On failure nothing is queued and the payload is handed back, so the
+    /// caller decides where it is dropped.
     ///
     /// # Safety
     /// Every byte and iovec `req.op` points to outside itself must stay valid and (for
@@ -210,42 +210,174 @@ impl<T: Send + 'static> Queue<T> {
             Ok(st) => st,
             Err(e) => return Err((e, payload)),
         };
-        if st.ring.is_none() {
-            return Err((Error::Closed, payload));
-        }
-        // A permanent refusal (not registered, not supported) before a transient one (full).
-        let target = match req.file {
-            Some(fd) => match st.files.target(fd) {
-                Ok(t) => t,
-                Err(e) => return Err((e, payload)),
-            },
-            None => Target::Fd(-1),
-        };
-        let emulated = !self.opcodes.supports(req.op.opcode());
-        if emulated && !req.op.emulatable() {
-            return Err((Error::Unsupported(req.op.opcode()), payload));
-        }
-        let unsafe_link = req.op.fails_silently_in_chains(self.timer_success);
         let sqes = 1 + usize::from(req.deadline.is_some());
-        if let Err(e) = st.room(sqes, self.sq_entries as usize, self.cq_entries as usize) {
-            return Err((e, payload));
+        let checked = self
+            .check(&st, &req, true)
+            .and_then(|flags| Ok((flags, st.room(sqes, self.sq(), self.cq())?)));
+        match checked {
+            Ok((flags, ())) => {
+                let link = req.link;
+                let entry = self.entry(&st, req, payload, None);
+                st.add(entry, link, flags);
+                Ok(())
+            }
+            Err(e) => Err((e, payload)),
         }
-        let deadline = req.deadline.map(timespec);
+    }
+
+    /// True if this queue can run groups on direct descriptors (kernel 5.15+ and a
+    /// sparse file table).
+    pub fn has_direct(&self) -> bool {
+        kernel_at_least(5, 15)
+            && self.opcodes.supports(io_uring::opcode::OpenAt::CODE)
+            && self.opcodes.supports(io_uring::opcode::Close::CODE)
+            && self.lock().is_ok_and(|st| st.files.has_slots())
+    }
+
+    /// Queues a *group*: the chain of requests `build` returns, seen by the caller as one
+    /// request whose completion is the last one's (the leader, with `leader` as payload)
+    /// and whose result is that of `members[value]`, or the first error of any. With
+    /// `direct`, `build` gets a free direct descriptor slot (freed once the group
+    /// completed); without a free slot the group is refused with `Full`. Every opcode
+    /// must be the kernel's own (no emulation inside a group).
+    ///
+    /// # Safety
+    /// As for [`prepare`](Self::prepare), with `leader` keeping alive what every member
+    /// points to. The members get payloads from `member`, which the queue drops wherever
+    /// they complete (possibly in another thread, under its lock): they must be safe to
+    /// drop anywhere.
+    pub unsafe fn prepare_group(
+        &self,
+        direct: bool,
+        value: usize,
+        build: impl FnOnce(Option<u32>) -> Vec<Request>,
+        leader: T,
+        member: impl Fn() -> T,
+    ) -> Result<(), (Error, T)> {
+        let mut st = match self.lock() {
+            Ok(st) => st,
+            Err(e) => return Err((e, leader)),
+        };
+        if st.ring.is_none() {
+            return Err((Error::Closed, leader));
+        }
+        let slot = match direct {
+            false => None,
+            true => match st.files.alloc_slot() {
+                Some(slot) => Some(slot),
+                None => {
+                    return Err((
+                        Error::Full("every direct descriptor slot is in use"),
+                        leader,
+                    ))
+                }
+            },
+        };
+        let requests = build(slot);
+        let sqes: usize = requests
+            .iter()
+            .map(|r| 1 + usize::from(r.deadline.is_some()))
+            .sum();
+        let mut checked = Vec::with_capacity(requests.len());
+        let refusal = requests
+            .iter()
+            .try_for_each(|r| {
+                let flags = self.check(&st, r, false)?;
+                checked.push(flags);
+                Ok(())
+            })
+            .and_then(|()| st.room(sqes, self.sq(), self.cq()));
+        if let Err(e) = refusal {
+            if let Some(slot) = slot {
+                st.files.free_slot(slot);
+            }
+            return Err((e, leader));
+        }
+        let last = requests.len() - 1;
+        let mut members = Vec::with_capacity(last);
+        for (i, (req, flags)) in requests.into_iter().zip(checked).enumerate() {
+            let link = req.link;
+            if i == last {
+                let role = Role::Leader {
+                    value: None,
+                    error: None,
+                    slot,
+                };
+                let entry = self.entry(&st, req, leader, Some(role));
+                let leader_tag = st.add(entry, link, flags);
+                for (tag, is_value) in members {
+                    if let Some(entry) = st.ops.get_mut(tag) {
+                        entry.group = Some(Box::new(Role::Member {
+                            leader: leader_tag,
+                            value: is_value,
+                        }));
+                    }
+                }
+                break;
+            }
+            // Marked a member now (so it is counted as hidden); its leader comes last.
+            let role = Role::Member {
+                leader: 0,
+                value: i == value,
+            };
+            let entry = self.entry(&st, req, member(), Some(role));
+            let tag = st.add(entry, link, flags);
+            members.push((tag, i == value));
+        }
+        Ok(())
+    }
+
+    fn sq(&self) -> usize {
+        self.sq_entries as usize
+    }
+
+    fn cq(&self) -> usize {
+        self.cq_entries as usize
+    }
+
+    /// The permanent refusals of a request (a closed queue, an fd not registered, an
+    /// opcode neither the kernel nor the emulator runs), before the transient one (a
+    /// full queue). Returns its flags: the core must break its soft link itself; it is
+    /// emulated (only with `emulate`).
+    fn check(&self, st: &State<T>, req: &Request, emulate: bool) -> Result<(bool, bool), Error> {
+        if st.ring.is_none() {
+            return Err(Error::Closed);
+        }
+        if let Some(fd) = req.file {
+            st.files.target(fd)?;
+        }
+        let emulated = !self.opcodes.supports(req.op.opcode());
+        if emulated && !(emulate && req.op.emulatable()) {
+            return Err(Error::Unsupported(req.op.opcode()));
+        }
+        Ok((
+            req.op.fails_silently_in_chains(self.timer_success),
+            emulated,
+        ))
+    }
+
+    /// The op-table entry of a checked request.
+    fn entry(&self, st: &State<T>, req: Request, payload: T, role: Option<Role>) -> Entry<T> {
+        let target = match (req.file, req.slot) {
+            (Some(fd), _) => st.files.target(fd).unwrap_or(Target::Fd(fd)),
+            (None, Some(slot)) => Target::Fixed(slot),
+            (None, None) => Target::Fd(-1),
+        };
         let mut entry = Entry {
             op: req.op,
             file: req.file,
             target,
             payload,
-            deadline,
+            deadline: req.deadline.map(timespec),
             waiting: 0,
             result: None,
             timer_fired: false,
             stage: Stage::Prepared,
             cancelled: false,
+            group: role.map(Box::new),
         };
         entry.waiting = entry.cqes();
-        st.add(entry, req.link, (unsafe_link, emulated));
-        Ok(())
+        entry
     }
 
     /// Submits everything prepared; returns how many requests the kernel took. Requests

@@ -39,6 +39,27 @@ pub struct Entry<T> {
     /// Cancelled before it started (held or waiting for the emulator): it completes
     /// with ECANCELED when its turn comes.
     pub cancelled: bool,
+    /// Its part in a group (see [`Role`]); `None` for a request of its own.
+    pub group: Option<Box<Role>>,
+}
+
+/// A request's part in a group: several requests (a chain) that the caller sees as one.
+/// The last request of the chain is the *leader*: its completion is the group's; the
+/// others are *members*, whose completions the core consumes, reporting into the leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Member {
+        leader: u64,
+        /// Its result is the group's value (e.g. the bytes a read transferred).
+        value: bool,
+    },
+    Leader {
+        value: Option<i32>,
+        /// The first error of a member (ECANCELED, the echo of a broken chain, aside).
+        error: Option<i32>,
+        /// The direct descriptor slot the group used, free again once it completed.
+        slot: Option<u32>,
+    },
 }
 
 /// Where a request is, once in the op table.
@@ -55,6 +76,11 @@ pub enum Stage {
 }
 
 impl<T> Entry<T> {
+    /// True for a group member: its completion is the core's business.
+    pub fn hidden(&self) -> bool {
+        matches!(self.group.as_deref(), Some(Role::Member { .. }))
+    }
+
     /// CQEs a request yields: one, plus one for the timer of a deadline.
     pub fn cqes(&self) -> u8 {
         1 + u8::from(self.deadline.is_some())
@@ -64,10 +90,19 @@ impl<T> Entry<T> {
     /// its deadline passed completes with ETIMEDOUT.
     pub fn final_result(&self) -> i32 {
         let result = self.op.settle(self.result.unwrap_or(-libc::ECANCELED));
-        if self.timer_fired && (result == -libc::ECANCELED || result == -libc::EINTR) {
+        let result = if self.timer_fired && (result == -libc::ECANCELED || result == -libc::EINTR) {
             -libc::ETIMEDOUT
         } else {
             result
+        };
+        match self.group.as_deref() {
+            // A group reports its first real error, else its value.
+            Some(Role::Leader { value, error, .. }) => match error {
+                Some(error) => *error,
+                None if result < 0 && result != -libc::ECANCELED => result,
+                None => value.unwrap_or(result),
+            },
+            _ => result,
         }
     }
 }
@@ -173,6 +208,7 @@ mod tests {
             timer_fired: false,
             stage: Stage::Prepared,
             cancelled: false,
+            group: None,
         }
     }
 

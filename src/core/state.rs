@@ -19,7 +19,7 @@ use super::error::Error;
 use super::files::FileTable;
 use super::ops::{link_timeout_sqe, Link, Op};
 use super::ring::Ring;
-use super::slab::{Entry, Slab, Stage, INTERNAL, TIMER_BIT};
+use super::slab::{Entry, Role, Slab, Stage, INTERNAL, TIMER_BIT};
 
 /// What a completed request carries besides its result.
 #[derive(Debug, Default)]
@@ -50,7 +50,9 @@ impl<T> Done<T> {
         let extra = match entry.op {
             // SAFETY: the kernel (or the emulator) opened this descriptor for us and
             // nobody else knows it.
-            Op::OpenAt { .. } if result >= 0 => Extra::Fd(unsafe { OwnedFd::from_raw_fd(result) }),
+            Op::OpenAt { slot: None, .. } if result >= 0 => {
+                Extra::Fd(unsafe { OwnedFd::from_raw_fd(result) })
+            }
             Op::Statx { buf, .. } if result == 0 => Extra::Stat(buf),
             _ => Extra::None,
         };
@@ -114,6 +116,8 @@ pub(super) struct State<T> {
     pub files: FileTable,
     pub prepared: Vec<Prepared>,
     pub prepared_sqes: usize,
+    /// Of the prepared, the group members (not counted as the caller's requests).
+    pub prepared_hidden: usize,
     pushed: VecDeque<Pushed>,
     /// SQEs in the ring the kernel has not taken.
     ring_sqes: usize,
@@ -125,13 +129,17 @@ pub(super) struct State<T> {
     /// The emulator thread was started (it ends when `shutdown` is set).
     pub emulator: bool,
     pub shutdown: bool,
-    /// Requests pushed by a commit that the kernel has not taken yet, and their CQEs.
+    /// Requests pushed by a commit that the kernel has not taken yet, their CQEs, and
+    /// how many of them are group members.
     uncounted: usize,
     uncounted_cqes: usize,
+    uncounted_hidden: usize,
     /// Scratch list of the requests a harvest completed (kept to reuse its allocation).
     finished: Vec<u64>,
     /// Committed requests not yet ready.
     pub running: usize,
+    /// Of those, the group members (their completions never reach the caller).
+    hidden_running: usize,
     /// Of those, the ones the kernel holds.
     pub in_kernel: usize,
     /// Completions the running requests will still post (CQ room they hold).
@@ -148,6 +156,7 @@ impl<T> State<T> {
             files,
             prepared: Vec::new(),
             prepared_sqes: 0,
+            prepared_hidden: 0,
             pushed: VecDeque::new(),
             ring_sqes: 0,
             held: HashMap::new(),
@@ -157,8 +166,10 @@ impl<T> State<T> {
             shutdown: false,
             uncounted: 0,
             uncounted_cqes: 0,
+            uncounted_hidden: 0,
             finished: Vec::new(),
             running: 0,
+            hidden_running: 0,
             in_kernel: 0,
             pending_cqes: 0,
             ready: VecDeque::new(),
@@ -171,12 +182,12 @@ impl<T> State<T> {
 
     /// Requests prepared and not yet taken by the kernel (the caller's `prepared`).
     pub fn prepared(&self) -> usize {
-        self.prepared.len() + self.uncounted
+        self.prepared.len() - self.prepared_hidden + self.uncounted - self.uncounted_hidden
     }
 
     /// Requests committed whose completion has not been returned.
     pub fn in_flight(&self) -> usize {
-        self.running + self.ready.len()
+        self.running - self.hidden_running + self.ready.len()
     }
 
     /// Checks that `sqes` more SQEs fit the SQ, and their completions the CQ (every
@@ -199,11 +210,12 @@ impl<T> State<T> {
 
     /// Stores a checked request. `flags`: its link is unsafe (the core must break it),
     /// it is emulated.
-    pub fn add(&mut self, entry: Entry<T>, link: Link, flags: (bool, bool)) {
+    pub fn add(&mut self, entry: Entry<T>, link: Link, flags: (bool, bool)) -> u64 {
         if let Some(fd) = entry.file {
             self.files.acquire(fd);
         }
         let sqes = entry.cqes();
+        self.prepared_hidden += usize::from(entry.hidden());
         let tag = self.ops.insert(entry);
         self.prepared_sqes += usize::from(sqes);
         self.prepared.push(Prepared {
@@ -213,6 +225,7 @@ impl<T> State<T> {
             unsafe_link: flags.0,
             emulated: flags.1,
         });
+        tag
     }
 
     /// Marks a request committed (running); its completions now hold CQ room.
@@ -220,6 +233,7 @@ impl<T> State<T> {
         if let Some(entry) = self.ops.get_mut(tag) {
             entry.stage = stage;
             self.running += 1;
+            self.hidden_running += usize::from(entry.hidden());
             self.pending_cqes += usize::from(entry.waiting);
             if stage == Stage::Kernel {
                 self.in_kernel += 1;
@@ -270,6 +284,7 @@ impl<T> State<T> {
             in_kernel,
             uncounted,
             uncounted_cqes,
+            uncounted_hidden,
             ..
         } = self;
         let Some(ring) = ring.as_mut() else {
@@ -308,6 +323,7 @@ impl<T> State<T> {
             } else {
                 *uncounted += 1;
                 *uncounted_cqes += usize::from(entry.waiting);
+                *uncounted_hidden += usize::from(entry.hidden());
             }
             *ring_sqes += p.sqes();
             pushed.push_back(Pushed {
@@ -325,27 +341,29 @@ impl<T> State<T> {
             return Ok(0);
         }
         let taken = self.ring()?.submit()?;
-        let (requests, cqes) = if taken >= self.ring_sqes {
+        let (requests, cqes, hidden) = if taken >= self.ring_sqes {
             // The kernel took everything (the usual case): count in one step.
             self.pushed.clear();
-            (self.uncounted, self.uncounted_cqes)
+            (self.uncounted, self.uncounted_cqes, self.uncounted_hidden)
         } else {
             self.count_partial(taken)
         };
         self.uncounted -= requests;
         self.uncounted_cqes -= cqes;
+        self.uncounted_hidden -= hidden;
         self.ring_sqes -= taken.min(self.ring_sqes);
         self.running += requests;
+        self.hidden_running += hidden;
         self.in_kernel += requests;
         self.pending_cqes += cqes;
-        Ok(requests)
+        Ok(requests - hidden)
     }
 
     /// After a submit the kernel cut short: the requests it took (a request counts once
     /// its first SQE is taken) and their completions to come.
-    fn count_partial(&mut self, taken: usize) -> (usize, usize) {
+    fn count_partial(&mut self, taken: usize) -> (usize, usize, usize) {
         let mut left = taken;
-        let (mut requests, mut cqes) = (0, 0);
+        let (mut requests, mut cqes, mut hidden) = (0, 0, 0);
         while left > 0 {
             let Some(front) = self.pushed.front_mut() else {
                 break;
@@ -356,16 +374,16 @@ impl<T> State<T> {
             if !front.counted && front.tag != INTERNAL {
                 front.counted = true;
                 requests += 1;
-                cqes += self
-                    .ops
-                    .get(front.tag)
-                    .map_or(0, |e| usize::from(e.waiting));
+                if let Some(entry) = self.ops.get(front.tag) {
+                    cqes += usize::from(entry.waiting);
+                    hidden += usize::from(entry.hidden());
+                }
             }
             if front.sqes == 0 {
                 self.pushed.pop_front();
             }
         }
-        (requests, cqes)
+        (requests, cqes, hidden)
     }
 
     /// Moves every posted CQE into the books; a request whose last completion arrived
@@ -414,9 +432,27 @@ impl<T> State<T> {
         };
         self.running -= 1;
         self.pending_cqes = self.pending_cqes.saturating_sub(usize::from(entry.waiting));
-        let done = Done::from_entry(entry);
-        let ok = done.result >= 0;
-        self.ready.push_back(done);
+        let ok = match entry.group.as_deref().copied() {
+            Some(Role::Member { leader, value }) => {
+                self.hidden_running -= 1;
+                let result = entry.final_result();
+                self.report(leader, value, result);
+                // A member's payload is safe to drop anywhere (prepare_group's contract).
+                result >= 0
+            }
+            role => {
+                if let Some(Role::Leader {
+                    slot: Some(slot), ..
+                }) = role
+                {
+                    self.files.free_slot(slot);
+                }
+                let done = Done::from_entry(entry);
+                let ok = done.result >= 0;
+                self.ready.push_back(done);
+                ok
+            }
+        };
         if self.held.is_empty() {
             return;
         }
@@ -426,6 +462,24 @@ impl<T> State<T> {
             } else {
                 self.fail_chain(held.rest);
             }
+        }
+    }
+
+    /// A group member's result, into its leader: the group's value, or its first error
+    /// (ECANCELED aside: in a chain it only echoes an earlier failure).
+    fn report(&mut self, leader: u64, is_value: bool, result: i32) {
+        let Some(Role::Leader { value, error, .. }) = self
+            .ops
+            .get_mut(leader)
+            .and_then(|e| e.group.as_deref_mut())
+        else {
+            return;
+        };
+        if is_value {
+            *value = Some(result);
+        }
+        if result < 0 && result != -libc::ECANCELED && error.is_none() {
+            *error = Some(result);
         }
     }
 
@@ -463,7 +517,7 @@ impl<T> State<T> {
     /// (already complete: nothing left to cancel) without.
     pub fn for_each_in_flight(&self, mut f: impl FnMut(Option<u64>, &T)) {
         self.ops.for_each(|tag, entry| {
-            if entry.stage != Stage::Prepared {
+            if entry.stage != Stage::Prepared && !entry.hidden() {
                 f(Some(tag), &entry.payload);
             }
         });
@@ -560,10 +614,13 @@ impl<T> State<T> {
     pub fn release_all(&mut self) -> Vec<T> {
         self.prepared.clear();
         self.prepared_sqes = 0;
+        self.prepared_hidden = 0;
         self.pushed.clear();
         self.ring_sqes = 0;
         self.uncounted = 0;
         self.uncounted_cqes = 0;
+        self.uncounted_hidden = 0;
+        self.hidden_running = 0;
         self.held.clear();
         self.emulate.clear();
         self.running = 0;
