@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs, runs the gates (format, lint, types,
-# stubs), then cargo test (the Rust core), pytest (every available provider) and pytest
-# again with io_uring blocked by a seccomp filter (the threadpool fallback alone).
+# stubs, zizmor on the GitHub workflows), then cargo test (the Rust core), pytest
+# (every available provider) and pytest again with io_uring blocked by a seccomp filter
+# (the threadpool fallback alone).
 # The README's "Run the tests" command and .ci/run both call exactly this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,11 @@ step "mypy --strict python/"
 python3 -m mypy --strict python/uringq
 step "stubtest uringq._native"
 python3 -m mypy.stubtest uringq._native
+step "zizmor --offline .github/workflows/ (workflow security audit)"
+# The wheel installs a binary, not a module: use the one beside this python3.
+zizmor="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/zizmor"
+[[ -x $zizmor ]] || zizmor=zizmor
+"$zizmor" --offline .github/workflows/
 step "cargo test"
 cargo test --quiet
 step "pytest"
