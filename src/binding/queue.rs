@@ -133,9 +133,15 @@ impl NativeQueue {
                 "bufs must be a sequence of buffers, not a single buffer",
             ));
         }
-        let seq = bufs
-            .cast::<PySequence>()
-            .map_err(|_| PyTypeError::new_err("bufs must be a sequence of bytes-like objects"))?;
+        let seq = bufs.cast::<PySequence>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "bufs must be a sequence of buffers, not {}",
+                bufs.get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            ))
+        })?;
         // More than IOV_MAX parts is the kernel's call: it completes with EINVAL.
         let count = seq.len()?;
         let mut buffers = Vec::with_capacity(count);
@@ -217,14 +223,11 @@ impl NativeQueue {
         self.ensure_open(py)?;
         let fd = args::fd(fd)?;
         let offsets = offsets_list(offsets)?;
-        let size = usize::try_from(args::non_negative(size, "size")?)
+        let size = usize::try_from(args::count(size, "size", 0)?)
             .map_err(|_| PyValueError::new_err("size out of range"))?;
         let depth = match depth {
             None => DEFAULT_BATCH_DEPTH,
-            Some(d) => match args::non_negative(d, "depth")? {
-                0 => return Err(PyValueError::new_err("depth must be >= 1")),
-                d => u32::try_from(d).unwrap_or(u32::MAX),
-            },
+            Some(d) => u32::try_from(args::count(d, "depth", 1)?).unwrap_or(u32::MAX),
         };
         let access = match dir {
             BatchDir::Read => Access::Write,
@@ -504,21 +507,18 @@ impl NativeQueue {
         py: Python<'py>,
         min_events: Option<&Bound<'py, PyAny>>,
         max_events: Option<&Bound<'py, PyAny>>,
-        timeout: Option<f64>,
+        timeout: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyList>> {
         self.ensure_open(py)?;
         let min = match min_events {
             None => 1,
-            Some(m) => usize::try_from(args::non_negative(m, "min_events")?).unwrap_or(usize::MAX),
+            Some(m) => usize::try_from(args::count(m, "min_events", 0)?).unwrap_or(usize::MAX),
         };
         let max = match max_events {
             None => usize::MAX,
-            Some(m) => match args::non_negative(m, "max_events")? {
-                0 => return Err(PyValueError::new_err("max_events must be >= 1")),
-                m => usize::try_from(m).unwrap_or(usize::MAX),
-            },
+            Some(m) => usize::try_from(args::count(m, "max_events", 1)?).unwrap_or(usize::MAX),
         };
-        let timeout = args::timeout(timeout)?;
+        let timeout = args::deadline(timeout)?;
         let done = self
             .take(py, min, max, timeout)
             .map_err(|e| Self::wait_error(py, e))?;

@@ -106,12 +106,12 @@ class BatchCalls(QueueLifecycle):
         number = _fd(fd)
         offs = _offsets(offsets)
         size = _count(size, "size")
-        view = _read_target(buf) if kind == READ else _write_source(buf)
-        batch_buffer(view, len(offs), size)
         shared = self._shared
         workers = shared.max_workers
         if depth is not None:
             workers = min(workers, _count(depth, "depth", minimum=1))
+        view = _read_target(buf) if kind == READ else _write_source(buf)
+        batch_buffer(view, len(offs), size)
         with self._lock:
             if not self._open:
                 self._raise_unusable()
@@ -127,7 +127,7 @@ class BatchCalls(QueueLifecycle):
             if pending:
                 batch.run_in_workers(shared, pending, workers)
             if shared.cancelled:
-                raise QueueClosed("queue closed during the batch")
+                raise QueueClosed("the queue was closed during the batch")
             return batch.results
         finally:
             # Every chunk has finished, but a worker may still hold the batch a moment:

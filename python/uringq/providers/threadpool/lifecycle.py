@@ -16,8 +16,8 @@ import threading
 import weakref
 from typing import NoReturn
 
-from uringq._checks import queue_sizes
-from uringq._errors import QueueBusy, QueueClosed
+from uringq._checks import flag, queue_sizes
+from uringq._errors import FORKED, QueueBusy, QueueClosed
 from uringq.providers.threadpool.requests import SLICE, Request, close_quietly
 from uringq.providers.threadpool.workers import MAX_WORKERS, Shared
 
@@ -59,10 +59,8 @@ class QueueLifecycle:
     # -- state ------------------------------------------------------------------------
     def _raise_unusable(self) -> NoReturn:
         if self._forked:
-            raise RuntimeError(
-                "this queue belongs to the parent process: it cannot be used after fork()"
-            )
-        raise QueueClosed("queue is closed")
+            raise RuntimeError(FORKED)
+        raise QueueClosed("the queue is closed")
 
     def _forked_in_child(self) -> None:
         # Only this thread exists in the child; a lock some parent thread held would stay
@@ -112,6 +110,7 @@ class QueueLifecycle:
         With ``cancel``, prepared and queued requests are dropped and the requests workers
         are running are waited for, so no buffer is still in use when this returns.
         """
+        cancel = flag(cancel, "cancel")
         if self._forked:
             self._close_in_child()
             return

@@ -25,11 +25,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from uringq._checks import MAX_FD as _MAX_FD
 from uringq._checks import MAX_OFFSET as _MAX_OFFSET
-from uringq._checks import buffer_views, wait_limits
+from uringq._checks import buffer_views, flag, wait_limits
 from uringq._checks import fd as _fd
 from uringq._checks import offset as _offset
 from uringq._checks import read_target as _read_target
-from uringq._checks import timeout as _timeout
 from uringq._checks import write_source as _write_source
 from uringq._completion import Completion
 from uringq._errors import (
@@ -117,7 +116,7 @@ class ThreadPoolQueue(BatchCalls):
             users += sum(1 for req in self._prepared if req[1] == number)
             users += sum(1 for req, _, _ in tuple(self._ready) if req[1] == number)
             if users:
-                raise QueueBusy(f"fd {number} is still used by {users} request(s)")
+                raise QueueBusy(f"{users} request(s) on fd {number} are prepared or in flight")
             del self._files[number]
             shared = self._shared
             for dups in shared.nowait_off:
@@ -134,13 +133,9 @@ class ThreadPoolQueue(BatchCalls):
         if fd not in self._files:
             raise HandleNotRegistered(f"fd {fd} is not registered with this queue")
         if len(self._prepared) >= self._sq_entries:
-            raise QueueFull(
-                f"every submission queue entry is prepared (sq_entries={self._sq_entries});"
-                " commit() first"
-            )
+            raise QueueFull("every submission queue entry is prepared; commit() first")
         raise QueueFull(
-            f"prepared plus in-flight requests would exceed cq_entries={self._cq_entries};"
-            " wait() for completions first"
+            "prepared plus in-flight requests would exceed cq_entries; wait() for completions first"
         )
 
     def _queue(
@@ -179,7 +174,10 @@ class ThreadPoolQueue(BatchCalls):
             fd = _fd(fd)
         if type(offset) is not int or not 0 <= offset <= _MAX_OFFSET:
             offset = _offset(offset)
-        view = memoryview(buf)
+        try:
+            view = memoryview(buf)
+        except TypeError:
+            view = _read_target(buf)  # raises the documented error
         if view.readonly or not view.c_contiguous:
             view = _read_target(buf)  # raises the documented error
         # _queue's body written out: a Python call per request costs measurably here.
@@ -210,7 +208,10 @@ class ThreadPoolQueue(BatchCalls):
             fd = _fd(fd)
         if type(offset) is not int or not 0 <= offset <= _MAX_OFFSET:
             offset = _offset(offset)
-        view = memoryview(buf)
+        try:
+            view = memoryview(buf)
+        except TypeError:
+            view = _write_source(buf)  # raises the documented error
         if not view.c_contiguous:
             view = _write_source(buf)  # raises the documented error
         # _queue's body written out: a Python call per request costs measurably here.
@@ -257,6 +258,7 @@ class ThreadPoolQueue(BatchCalls):
         self, fd: int | HasFileno, user_data: Any = None, *, datasync: bool = False
     ) -> None:
         """Queue an ``fsync`` (``fdatasync`` with ``datasync=True``)."""
+        datasync = flag(datasync, "datasync")
         if not self._open:
             self._raise_unusable()
         self._queue(FDATASYNC if datasync else FSYNC, _fd(fd), 0, (), 0, user_data=user_data)
@@ -324,12 +326,16 @@ class ThreadPoolQueue(BatchCalls):
         """Return between ``min_events`` and ``max_events`` completions (see SPEC)."""
         if not self._open:
             self._raise_unusable()
-        # The common call skips wait_limits() and timeout(): each Python call costs per wait.
-        if type(min_events) is int and min_events >= 0 and max_events is None and timeout is None:
+        # The common call skips wait_limits(): a Python call per wait costs measurably.
+        if (
+            type(min_events) is int
+            and 0 <= min_events <= _MAX_OFFSET
+            and max_events is None
+            and timeout is None
+        ):
             low, high, seconds = min_events, None, None  # the common call, already valid
         else:
-            low, high = wait_limits(min_events, max_events)
-            seconds = _timeout(timeout)
+            low, high, seconds = wait_limits(min_events, max_events, timeout)
         shared = self._shared
         ready = self._ready
         sleeping = took = wakeup = False
@@ -423,7 +429,7 @@ class ThreadPoolQueue(BatchCalls):
             if shared.closed:
                 if self._forked:
                     self._raise_unusable()
-                raise QueueClosed("queue closed while waiting", [])
+                raise QueueClosed("the queue was closed during wait()", [])
             if deadline is None and low > self._in_flight:
                 # Another thread took completions this wait counted on.
                 if not self._in_flight:
