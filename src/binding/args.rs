@@ -75,7 +75,8 @@ fn bounded(obj: &Bound<'_, PyAny>, what: &str, minimum: i64, maximum: i64) -> Py
     }
 }
 
-fn type_name(obj: &Bound<'_, PyAny>) -> String {
+/// `type(obj).__name__`, for messages.
+pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
         .name()
         .map(|n| n.to_string())

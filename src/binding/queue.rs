@@ -136,10 +136,7 @@ impl NativeQueue {
         let seq = bufs.cast::<PySequence>().map_err(|_| {
             PyTypeError::new_err(format!(
                 "bufs must be a sequence of buffers, not {}",
-                bufs.get_type()
-                    .name()
-                    .map(|n| n.to_string())
-                    .unwrap_or_default()
+                args::type_name(bufs)
             ))
         })?;
         // More than IOV_MAX parts is the kernel's call: it completes with EINVAL.
