@@ -94,7 +94,7 @@ def closed_fd_number() -> int:
 
 @dataclass(frozen=True)
 class Bad:
-    """A call, the exception it must raise (``None``: it returns) and what comes first."""
+    """A call, the exception it must raise (``None``: it returns) and the state it needs."""
 
     name: str
     call: Callable[[Env], object]
@@ -111,6 +111,7 @@ def bad_fds(method: str, call: Callable[[Env, object], object]) -> list[Bad]:
         Bad(f"{method}-fd-negative", lambda e: call(e, -1), ValueError),
         Bad(f"{method}-fd-2**31", lambda e: call(e, 2**31), ValueError),
         Bad(f"{method}-fd-2**64", lambda e: call(e, 2**64), ValueError),
+        Bad(f"{method}-fd--2**64", lambda e: call(e, -(2**64)), ValueError),
         Bad(f"{method}-fd-index-negative", lambda e: call(e, Index(-1)), ValueError),
         Bad(f"{method}-fileno-negative", lambda e: call(e, FileNo(-1)), ValueError),
         Bad(f"{method}-fileno-str", lambda e: call(e, FileNo("3")), TypeError),
@@ -123,6 +124,7 @@ def bad_offsets(method: str, call: Callable[[Env, object], object]) -> list[Bad]
         Bad(f"{method}-offset-negative", lambda e: call(e, -1), ValueError),
         Bad(f"{method}-offset-2**63", lambda e: call(e, 2**63), ValueError),
         Bad(f"{method}-offset-2**64", lambda e: call(e, 2**64), ValueError),
+        Bad(f"{method}-offset--2**64", lambda e: call(e, -(2**64)), ValueError),
         Bad(f"{method}-offset-float", lambda e: call(e, 1.5), TypeError),
         Bad(f"{method}-offset-str", lambda e: call(e, "0"), TypeError),
         Bad(f"{method}-offset-None", lambda e: call(e, None), TypeError),
@@ -130,7 +132,7 @@ def bad_offsets(method: str, call: Callable[[Env, object], object]) -> list[Bad]
 
 
 def refusals(method: str, call: Callable[[Env], object]) -> list[Bad]:
-    """A request refused by the queue's state: unregistered fd, full both ways, closed."""
+    """A request refused by the queue's state: closed, or full either way."""
     return [
         Bad(f"{method}-closed", call, uringq.QueueClosed, closed),
         Bad(f"{method}-sq-full", call, uringq.QueueFull, lambda e: fill(e, SQ)),
@@ -140,10 +142,10 @@ def refusals(method: str, call: Callable[[Env], object]) -> list[Bad]:
 
 BAD_CALLS: list[Bad] = [
     # register / deregister
-    *bad_fds("register", lambda e, fd: e.q.register(fd)),  # type: ignore[arg-type]
+    *bad_fds("register", lambda e, fd: e.q.register(fd)),
     Bad("register-not-open", lambda e: e.q.register(closed_fd_number()), OSError),
     Bad("register-closed", lambda e: e.q.register(e.other), uringq.QueueClosed, closed),
-    *bad_fds("deregister", lambda e, fd: e.q.deregister(fd)),  # type: ignore[arg-type]
+    *bad_fds("deregister", lambda e, fd: e.q.deregister(fd)),
     Bad("deregister-unregistered", lambda e: e.q.deregister(e.other), uringq.HandleNotRegistered),
     Bad(
         "deregister-prepared",
@@ -159,38 +161,38 @@ BAD_CALLS: list[Bad] = [
     ),
     Bad("deregister-closed", lambda e: e.q.deregister(e.fd), uringq.QueueClosed, closed),
     # prepare_read
-    *bad_fds("prepare_read", lambda e, fd: e.q.prepare_read(fd, 0, bytearray(8))),  # type: ignore[arg-type]
+    *bad_fds("prepare_read", lambda e, fd: e.q.prepare_read(fd, 0, bytearray(8))),
     Bad(
         "prepare_read-unregistered",
         lambda e: e.q.prepare_read(e.other, 0, bytearray(8)),
         uringq.HandleNotRegistered,
     ),
-    *bad_offsets("prepare_read", lambda e, off: e.q.prepare_read(e.fd, off, bytearray(8))),  # type: ignore[arg-type]
+    *bad_offsets("prepare_read", lambda e, off: e.q.prepare_read(e.fd, off, bytearray(8))),
     Bad("prepare_read-bytes", lambda e: e.q.prepare_read(e.fd, 0, b"12345678"), TypeError),
     Bad(
         "prepare_read-readonly-view",
         lambda e: e.q.prepare_read(e.fd, 0, memoryview(bytearray(8)).toreadonly()),
         TypeError,
     ),
-    Bad("prepare_read-str", lambda e: e.q.prepare_read(e.fd, 0, "12345678"), TypeError),  # type: ignore[arg-type]
-    Bad("prepare_read-None", lambda e: e.q.prepare_read(e.fd, 0, None), TypeError),  # type: ignore[arg-type]
+    Bad("prepare_read-str", lambda e: e.q.prepare_read(e.fd, 0, "12345678"), TypeError),
+    Bad("prepare_read-None", lambda e: e.q.prepare_read(e.fd, 0, None), TypeError),
     Bad("prepare_read-strided", lambda e: e.q.prepare_read(e.fd, 0, strided()), BufferError),
     *refusals("prepare_read", lambda e: e.q.prepare_read(e.fd, 0, bytearray(8))),
     # prepare_write
-    *bad_fds("prepare_write", lambda e, fd: e.q.prepare_write(fd, 0, b"x")),  # type: ignore[arg-type]
+    *bad_fds("prepare_write", lambda e, fd: e.q.prepare_write(fd, 0, b"x")),
     Bad(
         "prepare_write-unregistered",
         lambda e: e.q.prepare_write(e.other, 0, b"x"),
         uringq.HandleNotRegistered,
     ),
-    *bad_offsets("prepare_write", lambda e, off: e.q.prepare_write(e.fd, off, b"x")),  # type: ignore[arg-type]
-    Bad("prepare_write-str", lambda e: e.q.prepare_write(e.fd, 0, "x"), TypeError),  # type: ignore[arg-type]
-    Bad("prepare_write-int", lambda e: e.q.prepare_write(e.fd, 0, 5), TypeError),  # type: ignore[arg-type]
+    *bad_offsets("prepare_write", lambda e, off: e.q.prepare_write(e.fd, off, b"x")),
+    Bad("prepare_write-str", lambda e: e.q.prepare_write(e.fd, 0, "x"), TypeError),
+    Bad("prepare_write-int", lambda e: e.q.prepare_write(e.fd, 0, 5), TypeError),
     Bad("prepare_write-strided", lambda e: e.q.prepare_write(e.fd, 0, strided()), BufferError),
     *refusals("prepare_write", lambda e: e.q.prepare_write(e.fd, 0, b"x")),
     # prepare_readv / prepare_writev
-    *bad_fds("prepare_readv", lambda e, fd: e.q.prepare_readv(fd, 0, [bytearray(8)])),  # type: ignore[arg-type]
-    *bad_offsets("prepare_readv", lambda e, off: e.q.prepare_readv(e.fd, off, [bytearray(8)])),  # type: ignore[arg-type]
+    *bad_fds("prepare_readv", lambda e, fd: e.q.prepare_readv(fd, 0, [bytearray(8)])),
+    *bad_offsets("prepare_readv", lambda e, off: e.q.prepare_readv(e.fd, off, [bytearray(8)])),
     Bad(
         "prepare_readv-unregistered",
         lambda e: e.q.prepare_readv(e.other, 0, [bytearray(8)]),
@@ -201,10 +203,10 @@ BAD_CALLS: list[Bad] = [
         lambda e: e.q.prepare_readv(e.fd, 0, bytearray(8)),
         TypeError,
     ),
-    Bad("prepare_readv-int", lambda e: e.q.prepare_readv(e.fd, 0, 5), TypeError),  # type: ignore[arg-type]
+    Bad("prepare_readv-int", lambda e: e.q.prepare_readv(e.fd, 0, 5), TypeError),
     Bad(
         "prepare_readv-generator",
-        lambda e: e.q.prepare_readv(e.fd, 0, (b for b in [bytearray(8)])),  # type: ignore[arg-type]
+        lambda e: e.q.prepare_readv(e.fd, 0, (b for b in [bytearray(8)])),
         TypeError,
     ),
     Bad(
@@ -212,15 +214,15 @@ BAD_CALLS: list[Bad] = [
         lambda e: e.q.prepare_readv(e.fd, 0, [bytearray(8), b"x"]),
         TypeError,
     ),
-    Bad("prepare_readv-str-part", lambda e: e.q.prepare_readv(e.fd, 0, ["x"]), TypeError),  # type: ignore[list-item]
+    Bad("prepare_readv-str-part", lambda e: e.q.prepare_readv(e.fd, 0, ["x"]), TypeError),
     Bad("prepare_readv-strided", lambda e: e.q.prepare_readv(e.fd, 0, [strided()]), BufferError),
     *refusals("prepare_readv", lambda e: e.q.prepare_readv(e.fd, 0, [bytearray(8)])),
-    *bad_fds("prepare_writev", lambda e, fd: e.q.prepare_writev(fd, 0, [b"x"])),  # type: ignore[arg-type]
-    *bad_offsets("prepare_writev", lambda e, off: e.q.prepare_writev(e.fd, off, [b"x"])),  # type: ignore[arg-type]
+    *bad_fds("prepare_writev", lambda e, fd: e.q.prepare_writev(fd, 0, [b"x"])),
+    *bad_offsets("prepare_writev", lambda e, off: e.q.prepare_writev(e.fd, off, [b"x"])),
     Bad("prepare_writev-one-buffer", lambda e: e.q.prepare_writev(e.fd, 0, b"xy"), TypeError),
     Bad("prepare_writev-str", lambda e: e.q.prepare_writev(e.fd, 0, "xy"), TypeError),
-    Bad("prepare_writev-None", lambda e: e.q.prepare_writev(e.fd, 0, None), TypeError),  # type: ignore[arg-type]
-    Bad("prepare_writev-int-part", lambda e: e.q.prepare_writev(e.fd, 0, [b"x", 5]), TypeError),  # type: ignore[list-item]
+    Bad("prepare_writev-None", lambda e: e.q.prepare_writev(e.fd, 0, None), TypeError),
+    Bad("prepare_writev-int-part", lambda e: e.q.prepare_writev(e.fd, 0, [b"x", 5]), TypeError),
     Bad(
         "prepare_writev-strided",
         lambda e: e.q.prepare_writev(e.fd, 0, [b"x", strided()]),
@@ -228,16 +230,16 @@ BAD_CALLS: list[Bad] = [
     ),
     *refusals("prepare_writev", lambda e: e.q.prepare_writev(e.fd, 0, [b"x"])),
     # prepare_sync
-    *bad_fds("prepare_sync", lambda e, fd: e.q.prepare_sync(fd)),  # type: ignore[arg-type]
+    *bad_fds("prepare_sync", lambda e, fd: e.q.prepare_sync(fd)),
     Bad(
         "prepare_sync-unregistered",
         lambda e: e.q.prepare_sync(e.other),
         uringq.HandleNotRegistered,
     ),
-    Bad("prepare_sync-datasync-int", lambda e: e.q.prepare_sync(e.fd, datasync=1), TypeError),  # type: ignore[arg-type]
+    Bad("prepare_sync-datasync-int", lambda e: e.q.prepare_sync(e.fd, datasync=1), TypeError),
     Bad(
         "prepare_sync-datasync-None",
-        lambda e: e.q.prepare_sync(e.fd, datasync=None),  # type: ignore[arg-type]
+        lambda e: e.q.prepare_sync(e.fd, datasync=None),
         TypeError,
     ),
     *refusals("prepare_sync", lambda e: e.q.prepare_sync(e.fd)),
@@ -249,19 +251,19 @@ BAD_CALLS: list[Bad] = [
     Bad("wait-never-met", lambda e: e.q.wait(3), ValueError, lambda e: in_flight(e, 2)),
     Bad("wait-min-negative", lambda e: e.q.wait(-1), ValueError),
     Bad("wait-min-2**64", lambda e: e.q.wait(2**64), ValueError),
-    Bad("wait-min-float", lambda e: e.q.wait(1.0), TypeError),  # type: ignore[arg-type]
-    Bad("wait-min-str", lambda e: e.q.wait("1"), TypeError),  # type: ignore[arg-type]
+    Bad("wait-min-float", lambda e: e.q.wait(1.0), TypeError),
+    Bad("wait-min-str", lambda e: e.q.wait("1"), TypeError),
     Bad("wait-min-bool", lambda e: e.q.wait(True), TypeError),
     Bad("wait-max-zero", lambda e: e.q.wait(0, 0, 0), ValueError),
     Bad("wait-max-negative", lambda e: e.q.wait(0, -1, 0), ValueError),
     Bad("wait-max-below-min", lambda e: e.q.wait(2, 1, 0), ValueError),
-    Bad("wait-max-float", lambda e: e.q.wait(0, 1.0, 0), TypeError),  # type: ignore[arg-type]
+    Bad("wait-max-float", lambda e: e.q.wait(0, 1.0, 0), TypeError),
     Bad("wait-max-bool", lambda e: e.q.wait(0, True, 0), TypeError),
     Bad("wait-timeout-negative", lambda e: e.q.wait(0, None, -1), ValueError),
     Bad("wait-timeout-nan", lambda e: e.q.wait(0, None, math.nan), ValueError),
-    Bad("wait-timeout-str", lambda e: e.q.wait(0, None, "1"), TypeError),  # type: ignore[arg-type]
+    Bad("wait-timeout-str", lambda e: e.q.wait(0, None, "1"), TypeError),
     Bad("wait-timeout-bool", lambda e: e.q.wait(0, None, True), TypeError),
-    Bad("wait-timeout-list", lambda e: e.q.wait(0, None, [1]), TypeError),  # type: ignore[arg-type]
+    Bad("wait-timeout-list", lambda e: e.q.wait(0, None, [1]), TypeError),
     Bad("wait-closed", lambda e: e.q.wait(0, None, 0), uringq.QueueClosed, closed),
     Bad(
         "wait-after-wakeup",
@@ -274,19 +276,19 @@ BAD_CALLS: list[Bad] = [
     Bad("fileno-closed", lambda e: e.q.fileno(), uringq.QueueClosed, closed),
     Bad("close-prepared", lambda e: e.q.close(), uringq.QueueBusy, lambda e: fill(e, 1)),
     Bad("close-in-flight", lambda e: e.q.close(), uringq.QueueBusy, lambda e: in_flight(e, 2)),
-    Bad("close-cancel-int", lambda e: e.q.close(cancel=1), TypeError),  # type: ignore[arg-type]
+    Bad("close-cancel-int", lambda e: e.q.close(cancel=1), TypeError),
     # read_many / write_many
-    *bad_fds("read_many", lambda e, fd: e.q.read_many(fd, [0], 8, bytearray(8))),  # type: ignore[arg-type]
+    *bad_fds("read_many", lambda e, fd: e.q.read_many(fd, [0], 8, bytearray(8))),
     Bad(
         "read_many-unregistered",
         lambda e: e.q.read_many(e.other, [0], 8, bytearray(8)),
         uringq.HandleNotRegistered,
     ),
     Bad("read_many-offsets-str", lambda e: e.q.read_many(e.fd, "0", 8, bytearray(8)), TypeError),
-    Bad("read_many-offsets-int", lambda e: e.q.read_many(e.fd, 0, 8, bytearray(8)), TypeError),  # type: ignore[arg-type]
+    Bad("read_many-offsets-int", lambda e: e.q.read_many(e.fd, 0, 8, bytearray(8)), TypeError),
     Bad(
         "read_many-offsets-None",
-        lambda e: e.q.read_many(e.fd, None, 8, bytearray(8)),  # type: ignore[arg-type]
+        lambda e: e.q.read_many(e.fd, None, 8, bytearray(8)),
         TypeError,
     ),
     Bad(
@@ -301,12 +303,12 @@ BAD_CALLS: list[Bad] = [
     ),
     Bad(
         "read_many-offset-float",
-        lambda e: e.q.read_many(e.fd, [1.5], 8, bytearray(8)),  # type: ignore[list-item]
+        lambda e: e.q.read_many(e.fd, [1.5], 8, bytearray(8)),
         TypeError,
     ),
     Bad(
         "read_many-offset-str",
-        lambda e: e.q.read_many(e.fd, ["0"], 8, bytearray(8)),  # type: ignore[list-item]
+        lambda e: e.q.read_many(e.fd, ["0"], 8, bytearray(8)),
         TypeError,
     ),
     Bad(
@@ -316,10 +318,10 @@ BAD_CALLS: list[Bad] = [
         "read_many-size-2**64", lambda e: e.q.read_many(e.fd, [0], 2**64, bytearray(8)), ValueError
     ),
     Bad("read_many-size-bool", lambda e: e.q.read_many(e.fd, [0], True, bytearray(8)), TypeError),
-    Bad("read_many-size-float", lambda e: e.q.read_many(e.fd, [0], 8.0, bytearray(8)), TypeError),  # type: ignore[arg-type]
-    Bad("read_many-size-str", lambda e: e.q.read_many(e.fd, [0], "8", bytearray(8)), TypeError),  # type: ignore[arg-type]
+    Bad("read_many-size-float", lambda e: e.q.read_many(e.fd, [0], 8.0, bytearray(8)), TypeError),
+    Bad("read_many-size-str", lambda e: e.q.read_many(e.fd, [0], "8", bytearray(8)), TypeError),
     Bad("read_many-out-bytes", lambda e: e.q.read_many(e.fd, [0], 8, bytes(8)), TypeError),
-    Bad("read_many-out-str", lambda e: e.q.read_many(e.fd, [0], 8, "x" * 8), TypeError),  # type: ignore[arg-type]
+    Bad("read_many-out-str", lambda e: e.q.read_many(e.fd, [0], 8, "x" * 8), TypeError),
     Bad("read_many-out-strided", lambda e: e.q.read_many(e.fd, [0], 8, strided()), BufferError),
     Bad("read_many-out-small", lambda e: e.q.read_many(e.fd, [0, 8], 8, bytearray(15)), ValueError),
     Bad(
@@ -339,7 +341,7 @@ BAD_CALLS: list[Bad] = [
     ),
     Bad(
         "read_many-depth-str",
-        lambda e: e.q.read_many(e.fd, [0], 8, bytearray(8), depth="2"),  # type: ignore[arg-type]
+        lambda e: e.q.read_many(e.fd, [0], 8, bytearray(8), depth="2"),
         TypeError,
     ),
     Bad(
@@ -348,7 +350,7 @@ BAD_CALLS: list[Bad] = [
         uringq.QueueClosed,
         closed,
     ),
-    *bad_fds("write_many", lambda e, fd: e.q.write_many(fd, [0], 1, b"x")),  # type: ignore[arg-type]
+    *bad_fds("write_many", lambda e, fd: e.q.write_many(fd, [0], 1, b"x")),
     Bad(
         "write_many-unregistered",
         lambda e: e.q.write_many(e.other, [0], 1, b"x"),
@@ -357,7 +359,7 @@ BAD_CALLS: list[Bad] = [
     Bad("write_many-offset-negative", lambda e: e.q.write_many(e.fd, [-1], 1, b"x"), ValueError),
     Bad("write_many-size-negative", lambda e: e.q.write_many(e.fd, [0], -1, b"x"), ValueError),
     Bad("write_many-size-bool", lambda e: e.q.write_many(e.fd, [0], True, b"x"), TypeError),
-    Bad("write_many-data-str", lambda e: e.q.write_many(e.fd, [0], 1, "x"), TypeError),  # type: ignore[arg-type]
+    Bad("write_many-data-str", lambda e: e.q.write_many(e.fd, [0], 1, "x"), TypeError),
     Bad("write_many-data-strided", lambda e: e.q.write_many(e.fd, [0], 1, strided()), BufferError),
     Bad("write_many-data-small", lambda e: e.q.write_many(e.fd, [0, 4], 4, b"1234567"), ValueError),
     Bad(
@@ -373,7 +375,7 @@ BAD_CALLS: list[Bad] = [
     ),
     # register_buffer / deregister_buffer
     Bad("register_buffer-bytes", lambda e: e.q.register_buffer(b"x" * 8), TypeError),
-    Bad("register_buffer-str", lambda e: e.q.register_buffer("x"), TypeError),  # type: ignore[arg-type]
+    Bad("register_buffer-str", lambda e: e.q.register_buffer("x"), TypeError),
     Bad("register_buffer-strided", lambda e: e.q.register_buffer(strided()), BufferError),
     Bad(
         "register_buffer-closed",
@@ -393,8 +395,8 @@ BAD_CALLS: list[Bad] = [
         lambda e: e.q.prepare_read("3", 0, b"x"),
         uringq.QueueClosed,
         closed,
-    ),  # type: ignore[arg-type]
-    Bad("order-fd-before-offset", lambda e: e.q.prepare_read("3", -1, b"x"), TypeError),  # type: ignore[arg-type]
+    ),
+    Bad("order-fd-before-offset", lambda e: e.q.prepare_read("3", -1, b"x"), TypeError),
     Bad("order-offset-before-buffer", lambda e: e.q.prepare_read(e.fd, -1, b"x"), ValueError),
     Bad(
         "order-buffer-before-registration",
@@ -414,11 +416,11 @@ BAD_CALLS: list[Bad] = [
     ),
     Bad(
         "order-datasync-before-closed",
-        lambda e: e.q.prepare_sync(e.fd, datasync=1),  # type: ignore[arg-type]
+        lambda e: e.q.prepare_sync(e.fd, datasync=1),
         TypeError,
         closed,
     ),
-    Bad("order-cancel-before-busy", lambda e: e.q.close(cancel=1), TypeError, lambda e: fill(e, 1)),  # type: ignore[arg-type]
+    Bad("order-cancel-before-busy", lambda e: e.q.close(cancel=1), TypeError, lambda e: fill(e, 1)),
     Bad("order-timeout-before-max-below-min", lambda e: e.q.wait(2, 1, -1), ValueError),
     Bad("order-min-before-max", lambda e: e.q.wait(-1, 0, 0), ValueError),
     Bad(
@@ -606,7 +608,7 @@ def in_forked_child(env: Env) -> str:
     def child() -> str:
         lines = []
         for name, call in FORKED_CALLS.items():
-            result = outcome(lambda call=call: call(env))  # type: ignore[misc]
+            result = outcome(lambda call=call: call(env))
             kind = result[0] if isinstance(result[0], str) else result[0].__name__
             lines.append(f"{name}: {kind} {result[1:]}")
         return "\n".join(lines)
