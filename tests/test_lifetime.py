@@ -12,7 +12,7 @@ import time
 import pytest
 import uringq
 from helpers.patterns import pattern
-from helpers.proc import open_fds
+from helpers.proc import open_fds, run_in_child
 from helpers.queueing import collect, settle
 
 # --- close with requests in flight ----------------------------------------------------------
@@ -248,44 +248,6 @@ FORK_CALLS = {
     "read_many": lambda q, fd: q.read_many(fd, [0], 8, bytearray(8)),
     "write_many": lambda q, fd: q.write_many(fd, [0], 1, b"x"),
 }
-
-
-def run_in_child(body, timeout: float = 15) -> tuple[int, str]:
-    """Fork; run ``body()`` in the child, which returns a message ('' = success).
-
-    The child reports through a pipe and leaves with ``os._exit`` (never returning into
-    pytest). Returns (exit status, message); a child still running after ``timeout`` is
-    killed and reported as a hang.
-    """
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child
-        code = 0
-        try:
-            os.close(r)
-            message = body()
-            code = 1 if message else 0
-        except BaseException as e:
-            message, code = f"child raised {type(e).__name__}: {e}", 2
-        try:
-            os.write(w, message.encode()[:4000])
-        finally:
-            os._exit(code)
-    os.close(w)
-    deadline = time.monotonic() + timeout
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() > deadline:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            os.close(r)
-            return -1, f"child hung for more than {timeout}s"
-        time.sleep(0.02)
-    message = os.read(r, 8192).decode()
-    os.close(r)
-    return os.waitstatus_to_exitcode(status), message
 
 
 @pytest.mark.timeout(30)

@@ -486,8 +486,6 @@ def test_threadpool_serves_every_pending_stream_request_with_one_thread(pipes):
 
 @pytest.mark.timeout(20)
 def test_threadpool_stream_request_fails_with_EAGAIN_when_no_thread_can_start(pipes, monkeypatch):
-    from uringq.providers import threadpool
-
     [(r, _)] = pipes()
     q = uringq.IoQueue(provider="threadpool")
     try:
@@ -496,7 +494,7 @@ def test_threadpool_stream_request_fails_with_EAGAIN_when_no_thread_can_start(pi
         def refuse(self: threading.Thread) -> None:
             raise RuntimeError("can't start new thread")
 
-        monkeypatch.setattr(threadpool.threading.Thread, "start", refuse)
+        monkeypatch.setattr(threading.Thread, "start", refuse)
         q.prepare_read(r, 0, bytearray(4), "no thread")
         q.commit()
         [c] = collect(q, 1, timeout=5)
@@ -514,12 +512,12 @@ def test_threadpool_queue_collected_inside_its_own_stream_thread_releases_everyt
     pipes, monkeypatch
 ):
     """The garbage collector may run ``__del__`` in the stream thread while it works."""
-    from uringq.providers import threadpool
+    from uringq.providers.threadpool.workers import Shared
 
     made = pipes(2)
     armed = threading.Event()
     collected_there: list[int] = []
-    real_try = threadpool._Shared.stream_try
+    real_try = Shared.stream_try
 
     def stream_try(self: Any, req: Any) -> Any:
         if req[6] == "trigger" and armed.is_set():
@@ -527,7 +525,7 @@ def test_threadpool_queue_collected_inside_its_own_stream_thread_releases_everyt
             collected_there.append(gc.collect())
         return real_try(self, req)
 
-    monkeypatch.setattr(threadpool._Shared, "stream_try", stream_try)
+    monkeypatch.setattr(Shared, "stream_try", stream_try)
     gc.collect()
     fds_before = open_fds()
     bufs = [bytearray(1) for _ in range(6)]

@@ -1,20 +1,24 @@
 """Argument checks shared by ``IoQueue`` and the pure-Python provider (SPEC sections 2-3).
 
-One definition of each rule:
+One definition of each rule, with the io_uring provider's exceptions and messages
+(``src/binding/args.rs``; ``tests/test_one_voice.py`` compares the two):
 
 * integers: anything with ``__index__`` (``bool`` is refused for sizes and counts);
-  other types raise :class:`TypeError`, values out of range :class:`ValueError` (never
+  other types raise :class:`TypeError` as ``operator.index`` (and ``os.pread``) word
+  it, values out of range :class:`ValueError` naming the bound they cross (never
   :class:`OverflowError`);
-* fds: an ``int`` (or ``__index__``) or an object with ``fileno()``; whatever
-  ``__index__``/``fileno()`` raise propagates;
-* buffers: any C-contiguous object with the buffer protocol, viewed as raw bytes. A
-  read target that is read-only raises :class:`TypeError` (as ``readinto`` does); a
-  buffer that is not C-contiguous raises :class:`BufferError`; an object without the
-  buffer protocol raises :class:`TypeError`.
+* fds: an ``int``, an object with ``fileno()`` or one with ``__index__``, in that
+  order; whatever ``__index__``/``fileno()`` raise propagates;
+* buffers: any C-contiguous object with the buffer protocol, viewed as raw bytes. An
+  object without the buffer protocol raises :class:`TypeError` and one that is not
+  C-contiguous the exporter's own error (:class:`BufferError` for the builtin types),
+  both as a C caller asking for a contiguous buffer gets them; a read target that is
+  read-only raises :class:`TypeError` (as ``readinto`` does).
 """
 
 from __future__ import annotations
 
+import binascii
 import operator
 import os
 import pickle
@@ -33,7 +37,6 @@ __all__ = [
     "batch_buffer",
     "buffer_views",
     "count",
-    "deadline",
     "dir_fd",
     "fd",
     "flag",
@@ -62,17 +65,19 @@ class HasFileno(Protocol):
 
 
 def _index(value: object, name: str, *, allow_bool: bool) -> int:
-    """``operator.index(value)`` with a message naming the argument."""
+    """``operator.index(value)``, whose TypeError ("'float' object cannot be interpreted as
+    an integer") is the one ``os.pread`` raises too; ``bool`` refused by name."""
     if type(value) is int:
         return value
     if isinstance(value, bool) and not allow_bool:
         raise TypeError(f"{name} must be an integer, not bool")
-    try:
-        return operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        if hasattr(type(value), "__index__"):
-            raise  # __index__ itself raised TypeError: let it through unchanged
-        raise TypeError(f"{name} must be an integer, not {type(value).__name__}") from None
+    return operator.index(value)  # type: ignore[arg-type]
+
+
+def _out_of_range(name: str, number: int, minimum: int, maximum: int) -> ValueError:
+    """The error for ``number`` outside ``minimum..maximum``: it names the bound crossed."""
+    bound = f">= {minimum}" if number < minimum else f"<= {maximum}"
+    return ValueError(f"{name} must be {bound}, got {number}")
 
 
 def queue_sizes(sq_entries: object, cq_entries: object = None) -> tuple[int, int]:
@@ -99,24 +104,24 @@ def count(value: object, name: str, *, minimum: int = 0) -> int:
     """A non-negative (or ``>= minimum``) integer argument such as ``size`` or ``depth``."""
     number = _index(value, name, allow_bool=False)
     if not minimum <= number <= MAX_OFFSET:
-        raise ValueError(f"{name} must be in {minimum}..{MAX_OFFSET}, got {number}")
+        raise _out_of_range(name, number, minimum, MAX_OFFSET)
     return number
 
 
 def fd(obj: int | HasFileno) -> int:
-    """The fd number of ``obj``: an int, an ``__index__`` object or one with ``fileno()``."""
+    """The fd number of ``obj``: an int, an object with ``fileno()`` or an ``__index__`` one."""
     if type(obj) is int:
         number = obj
-    elif hasattr(type(obj), "__index__"):
-        number = operator.index(obj)  # type: ignore[arg-type]
-    elif hasattr(obj, "fileno"):
+    elif not isinstance(obj, int) and hasattr(obj, "fileno"):
         number = obj.fileno()
         if not isinstance(number, int):
             raise TypeError(f"fileno() returned {type(number).__name__}, not int")
+    elif hasattr(type(obj), "__index__"):
+        number = operator.index(obj)  # type: ignore[arg-type]
     else:
         raise TypeError(f"fd must be an int or have a fileno() method, not {type(obj).__name__}")
     if not 0 <= number <= MAX_FD:
-        raise ValueError(f"fd must be in 0..{MAX_FD}, got {number}")
+        raise _out_of_range("fd", number, 0, MAX_FD)
     return number
 
 
@@ -124,22 +129,17 @@ def offset(value: object) -> int:
     """A file offset: an integer in ``0..2**63-1``."""
     number = _index(value, "offset", allow_bool=True)
     if not 0 <= number <= MAX_OFFSET:
-        raise ValueError(f"offset must be in 0..{MAX_OFFSET}, got {number}")
+        raise _out_of_range("offset", number, 0, MAX_OFFSET)
     return number
 
 
 def offsets(values: object) -> list[int]:
-    """The offsets of a batch: any sequence (or buffer) of integers, each a valid offset."""
-    if isinstance(values, str):
-        raise TypeError("offsets must be a sequence of ints, not str")
+    """The offsets of a batch: any iterable (or buffer) of integers, each a valid offset."""
+    items: list[int]
     try:
         view = memoryview(values)  # type: ignore[arg-type]
     except TypeError:
-        if not isinstance(values, Sequence):
-            raise TypeError(
-                f"offsets must be a sequence of ints, not {type(values).__name__}"
-            ) from None
-        items = list(values)
+        items = list(values)  # type: ignore[call-overload]  # "'int' object is not iterable"
     else:
         with view:
             items = view.tolist()
@@ -155,19 +155,25 @@ def batch_buffer(view: memoryview, requests: int, size: int) -> None:
     """A read_many/write_many buffer must hold ``requests * size`` bytes (ValueError)."""
     if view.nbytes < requests * size:
         raise ValueError(
-            f"buffer holds {view.nbytes} bytes; {requests} requests of {size} bytes need"
-            f" {requests * size}"
+            f"buffer of {view.nbytes} bytes is too small for {requests} requests of {size} bytes"
         )
 
 
 def _byte_view(buf: Buffer, *, writable: bool) -> memoryview:
-    view = memoryview(buf)
+    try:
+        view = memoryview(buf)
+    except TypeError as exc:  # PyObject_GetBuffer's words, without memoryview's prefix
+        raise TypeError(str(exc).removeprefix("memoryview: ")) from None
+    if not view.c_contiguous:
+        # Ask for a contiguous buffer as a C caller does (PyBUF_SIMPLE): the exporter
+        # raises its own error, e.g. "memoryview: underlying buffer is not C-contiguous".
+        binascii.crc32(buf)
+        raise BufferError(f"{type(buf).__name__} is not C-contiguous")
     if writable and view.readonly:
         raise TypeError(
-            f"read target must be a writable buffer, not read-only {type(buf).__name__}"
+            "read target must be a writable bytes-like object, not a read-only"
+            f" {type(buf).__name__}"
         )
-    if not view.c_contiguous:
-        raise BufferError(f"buffer must be C-contiguous ({type(buf).__name__} is not)")
     if view.ndim == 1 and view.format == "B":
         return view
     try:
@@ -202,27 +208,32 @@ def buffer_views(bufs: Sequence[Buffer], *, writable: bool) -> tuple[list[memory
 
 
 def timeout(value: object) -> float | None:
-    """``None`` or a number of seconds ``>= 0`` (NaN refused)."""
-    if value is None:
-        return None
-    kind = type(value)
-    if kind is bool or not (hasattr(kind, "__float__") or hasattr(kind, "__index__")):
-        raise TypeError(f"timeout must be a number of seconds or None, not {kind.__name__}")
-    seconds = float(value)  # type: ignore[arg-type]
-    if not seconds >= 0.0:  # also catches NaN
-        raise ValueError(f"timeout must be >= 0, got {value!r}")
-    return seconds
+    """A wait's or a request's ``timeout``: ``None`` or a number of seconds ``>= 0``."""
+    return None if value is None else seconds(value, "timeout")
 
 
-def wait_limits(min_events: object, max_events: object) -> tuple[int, int | None]:
-    """Checked ``(min_events, max_events)``: ``min >= 0``, ``max >= max(min, 1)`` or None."""
+def wait_limits(
+    min_events: object, max_events: object, seconds: object
+) -> tuple[int, int | None, float | None]:
+    """Checked ``(min_events, max_events, timeout)``: ``min >= 0``, ``max >= max(min, 1)``
+    or None, ``timeout`` as :func:`timeout`; each argument alone first, then the pair."""
     low = count(min_events, "min_events")
-    if max_events is None:
-        return low, None
-    high = count(max_events, "max_events", minimum=1)
-    if high < low:
-        raise ValueError(f"max_events ({high}) must be >= min_events ({low})")
-    return low, high
+    high = None if max_events is None else count(max_events, "max_events", minimum=1)
+    checked = timeout(seconds)
+    if high is not None and high < low:
+        raise ValueError(
+            "need 0 <= min_events <= max_events and max_events >= 1,"
+            f" got min_events={low}, max_events={high}"
+        )
+    return low, high, checked
+
+
+def flag(value: object, name: str) -> bool:
+    """A keyword flag such as ``datasync`` or ``cancel``: a bool, nothing else."""
+    if not isinstance(value, bool):
+        shown = "'None'" if value is None else f"'{type(value).__qualname__}' object"
+        raise TypeError(f"argument '{name}': {shown} is not an instance of 'bool'")
+    return value
 
 
 def path(value: object) -> bytes:
@@ -246,15 +257,6 @@ def dir_fd(value: object) -> int | None:
     return number
 
 
-def flag(value: object, name: str) -> bool:
-    """A keyword flag such as ``link`` or ``datasync``: a bool, nothing else."""
-    if not isinstance(value, bool):
-        raise TypeError(
-            f"argument '{name}': '{type(value).__name__}' object is not an instance of 'bool'"
-        )
-    return value
-
-
 def link(link: object, hardlink: object) -> tuple[bool, bool]:
     """The link flags of a request: exclusive bools."""
     flag(link, "link")
@@ -273,8 +275,3 @@ def seconds(value: object, name: str) -> float:
     if not number >= 0.0:  # also catches NaN
         raise ValueError(f"{name} must be >= 0, got {value!r}")
     return number
-
-
-def deadline(value: object) -> float | None:
-    """A request's ``timeout=``: ``None`` or seconds ``>= 0``."""
-    return None if value is None else seconds(value, "timeout")

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 __all__ = [
+    "FORKED",
     "HandleNotRegistered",
     "Interrupted",
     "IoQueueError",
@@ -29,6 +30,12 @@ __all__ = [
     "QueueEmpty",
     "QueueFull",
 ]
+
+
+# Any method of a queue used in a child process after fork() raises RuntimeError(FORKED).
+FORKED = (
+    "this queue was created in the parent process before fork(); create a new queue in the child"
+)
 
 
 class IoQueueError(OSError):
@@ -120,7 +127,7 @@ class QueueClosed(_WithCompletions):
     """The queue is closed; ``.completions`` holds what a waiter had already taken."""
 
     default_errno = _errno.EBADF
-    default_message = "queue is closed"
+    default_message = "the queue is closed"
 
 
 def _split_args(

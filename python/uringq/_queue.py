@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from uringq import _checks
-from uringq._errors import HandleNotRegistered, QueueClosed
+from uringq._errors import FORKED, HandleNotRegistered, QueueClosed
 from uringq._registry import ProviderInfo, resolve_provider
 
 if TYPE_CHECKING:
@@ -135,14 +135,12 @@ class IoQueue:
     # -- the checked path (providers that do not validate their arguments) ------------
     def _check_pid(self) -> None:
         if self._pid != os.getpid():
-            raise RuntimeError(
-                "this queue belongs to the parent process: it cannot be used after fork()"
-            )
+            raise RuntimeError(FORKED)
 
     def _usable(self) -> ProviderQueue:
         self._check_pid()
         if self._queue.closed:
-            raise QueueClosed("queue is closed")
+            raise QueueClosed("the queue is closed")
         return self._queue
 
     def _require_registered(self, fd: int) -> None:
@@ -192,10 +190,11 @@ class IoQueue:
         self, fd: int | HasFileno, user_data: Any = None, *, datasync: bool = False
     ) -> None:
         """Prepare an ``fsync`` of ``fd`` (``fdatasync`` with ``datasync=True``)."""
+        datasync = _checks.flag(datasync, "datasync")
         queue = self._usable()
         number = _checks.fd(fd)
         self._require_registered(number)
-        queue.prepare_sync(number, user_data, datasync=bool(datasync))
+        queue.prepare_sync(number, user_data, datasync=datasync)
 
     def prepare_readv(
         self, fd: int | HasFileno, offset: int, bufs: Sequence[Buffer], user_data: Any = None
@@ -398,7 +397,7 @@ class IoQueue:
         queue = self._usable()
         _checks.link(kwargs["link"], kwargs["hardlink"])
         if "timeout" in kwargs:
-            _checks.deadline(kwargs["timeout"])
+            _checks.timeout(kwargs["timeout"])
         method = getattr(queue, name, None)
         if method is None:
             raise NotImplementedError(f"provider {self._info.id!r} has no {name}()")
@@ -423,8 +422,7 @@ class IoQueue:
         completions; a signal handler's exception propagates and loses nothing.
         """
         queue = self._usable()
-        low, high = _checks.wait_limits(min_events, max_events)
-        return queue.wait(low, high, _checks.timeout(timeout))
+        return queue.wait(*_checks.wait_limits(min_events, max_events, timeout))
 
     def wakeup(self) -> None:
         """Make a blocked ``wait`` (or the next one) raise ``Interrupted``. Thread-safe."""
@@ -452,12 +450,13 @@ class IoQueue:
         queue = self._usable()
         number, offs = _checks.fd(fd), _checks.offsets(offsets)
         size = _checks.count(size, "size")
+        if depth is not None:
+            depth = _checks.count(depth, "depth", minimum=1)
         view = _checks.read_target(out)
         _checks.batch_buffer(view, len(offs), size)
         self._require_registered(number)
         if depth is None:
             return _as_results(queue.read_many(number, offs, size, view))
-        depth = _checks.count(depth, "depth", minimum=1)
         return _as_results(queue.read_many(number, offs, size, view, depth=depth))  # type: ignore[call-arg]
 
     def write_many(
@@ -473,12 +472,13 @@ class IoQueue:
         queue = self._usable()
         number, offs = _checks.fd(fd), _checks.offsets(offsets)
         size = _checks.count(size, "size")
+        if depth is not None:
+            depth = _checks.count(depth, "depth", minimum=1)
         view = _checks.write_source(data)
         _checks.batch_buffer(view, len(offs), size)
         self._require_registered(number)
         if depth is None:
             return _as_results(queue.write_many(number, offs, size, view))
-        depth = _checks.count(depth, "depth", minimum=1)
         return _as_results(queue.write_many(number, offs, size, view, depth=depth))  # type: ignore[call-arg]
 
     def register_buffer(self, buf: Buffer) -> None:
@@ -515,6 +515,7 @@ class IoQueue:
         are released (a provider that does not validate its arguments is left alone
         there, as it may not know about forks).
         """
+        cancel = _checks.flag(cancel, "cancel")
         if self._pid != os.getpid() and not self._info.validates_arguments:
             return
         self._queue.close(cancel=cancel)
@@ -522,7 +523,7 @@ class IoQueue:
 
     def __enter__(self) -> Self:
         if self.closed:
-            raise QueueClosed("queue is closed")
+            raise QueueClosed("the queue is closed")
         return self
 
     def __exit__(

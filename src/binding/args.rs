@@ -13,38 +13,80 @@ use pyo3::types::{PyBool, PyBytes, PyInt, PyString};
 
 use crate::core::{Link, AT_FDCWD};
 
-/// An `int` (via `__index__`) or an object with `fileno()`.
+/// An `int`, an object with `fileno()` or one with `__index__`, in that order (as
+/// `uringq._checks.fd`).
 pub fn fd(obj: &Bound<'_, PyAny>) -> PyResult<i32> {
-    let number = if !obj.is_instance_of::<PyInt>() && obj.hasattr("fileno")? {
-        obj.call_method0("fileno")?
-    } else {
+    let number = if obj.is_instance_of::<PyInt>() {
         obj.clone()
+    } else if obj.hasattr("fileno")? {
+        let number = obj.call_method0("fileno")?;
+        if !number.is_instance_of::<PyInt>() {
+            return Err(PyTypeError::new_err(format!(
+                "fileno() returned {}, not int",
+                type_name(&number)
+            )));
+        }
+        number
+    } else if obj.hasattr("__index__")? {
+        obj.clone()
+    } else {
+        return Err(PyTypeError::new_err(format!(
+            "fd must be an int or have a fileno() method, not {}",
+            type_name(obj)
+        )));
     };
-    match number.extract::<i64>() {
-        Ok(v) if (0..=i64::from(i32::MAX)).contains(&v) => Ok(v as i32),
-        Ok(v) => Err(PyValueError::new_err(format!("fd must be >= 0, got {v}"))),
+    bounded(&number, "fd", 0, i64::from(i32::MAX)).map(|v| v as i32)
+}
+
+/// A non-negative integer that fits `i64` (`ValueError` otherwise, never `OverflowError`).
+pub fn non_negative(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
+    bounded(obj, what, 0, i64::MAX).map(|v| v as u64)
+}
+
+/// A size or count such as `size`, `depth` or `max_events`: an integer in
+/// `minimum..=i64::MAX`, and never a `bool`.
+pub fn count(obj: &Bound<'_, PyAny>, what: &str, minimum: i64) -> PyResult<u64> {
+    if obj.is_instance_of::<PyBool>() {
+        return Err(PyTypeError::new_err(format!(
+            "{what} must be an integer, not bool"
+        )));
+    }
+    bounded(obj, what, minimum, i64::MAX).map(|v| v as u64)
+}
+
+/// An integer in `minimum..=maximum`; the `ValueError` names the bound crossed, the
+/// `TypeError` of a non-integer is Python's own (as `os.pread` raises it).
+fn bounded(obj: &Bound<'_, PyAny>, what: &str, minimum: i64, maximum: i64) -> PyResult<i64> {
+    let below = |shown: &dyn std::fmt::Display| {
+        PyValueError::new_err(format!("{what} must be >= {minimum}, got {shown}"))
+    };
+    let above = |shown: &dyn std::fmt::Display| {
+        PyValueError::new_err(format!("{what} must be <= {maximum}, got {shown}"))
+    };
+    match obj.extract::<i64>() {
+        Ok(v) if v < minimum => Err(below(&v)),
+        Ok(v) if v > maximum => Err(above(&v)),
+        Ok(v) => Ok(v),
         Err(e) if e.is_instance_of::<PyOverflowError>(obj.py()) => {
-            Err(PyValueError::new_err("fd out of range"))
+            // Beyond 64 bits: show the integer itself, as Python prints it.
+            let number = obj.py().import("operator")?.call_method1("index", (obj,))?;
+            let shown = number.str()?;
+            Err(if number.lt(0)? {
+                below(&shown)
+            } else {
+                above(&shown)
+            })
         }
         Err(e) => Err(e),
     }
 }
 
-/// A non-negative integer that fits `u64` (`ValueError` otherwise, never `OverflowError`).
-pub fn non_negative(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
-    match obj.extract::<i64>() {
-        Ok(v) if v >= 0 => Ok(v as u64),
-        Ok(v) => Err(PyValueError::new_err(format!(
-            "{what} must be >= 0, got {v}"
-        ))),
-        Err(e) if e.is_instance_of::<PyOverflowError>(obj.py()) => {
-            Err(PyValueError::new_err(format!(
-                "{what} out of range: {}",
-                obj.repr().map(|r| r.to_string()).unwrap_or_default()
-            )))
-        }
-        Err(e) => Err(e),
-    }
+/// `type(obj).__name__`, for messages.
+pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default()
 }
 
 /// `None` means no timeout; otherwise seconds >= 0 (`inf` waits forever, as a timeout).
@@ -89,7 +131,7 @@ pub fn dir_fd(obj: Option<&Bound<'_, PyAny>>) -> PyResult<RawFd> {
     if !obj.is_instance_of::<PyInt>() && !obj.hasattr("__index__")? {
         return Err(PyTypeError::new_err(format!(
             "dir_fd must be an int or None, not {}",
-            obj.get_type().name()?
+            type_name(obj)
         )));
     }
     match obj.extract::<i64>() {
@@ -149,12 +191,10 @@ pub fn seconds(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Duration> {
         )));
     }
     let secs: f64 = value.extract().map_err(|_| {
-        let name = value
-            .get_type()
-            .name()
-            .map(|n| n.to_string())
-            .unwrap_or_default();
-        PyTypeError::new_err(format!("{what} must be a number of seconds, not {name}"))
+        PyTypeError::new_err(format!(
+            "{what} must be a number of seconds, not {}",
+            type_name(value)
+        ))
     })?;
     if secs.is_nan() || secs < 0.0 {
         return Err(PyValueError::new_err(format!(

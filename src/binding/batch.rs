@@ -32,14 +32,11 @@ impl NativeQueue {
         self.ensure_open(py)?;
         let fd = args::fd(fd)?;
         let offsets = offsets_list(offsets)?;
-        let size = usize::try_from(args::non_negative(size, "size")?)
+        let size = usize::try_from(args::count(size, "size", 0)?)
             .map_err(|_| PyValueError::new_err("size out of range"))?;
         let depth = match depth {
             None => DEFAULT_BATCH_DEPTH,
-            Some(d) => match args::non_negative(d, "depth")? {
-                0 => return Err(PyValueError::new_err("depth must be >= 1")),
-                d => u32::try_from(d).unwrap_or(u32::MAX),
-            },
+            Some(d) => u32::try_from(args::count(d, "depth", 1)?).unwrap_or(u32::MAX),
         };
         let access = match dir {
             BatchDir::Read => Access::Write,

@@ -502,21 +502,18 @@ impl NativeQueue {
         py: Python<'py>,
         min_events: Option<&Bound<'py, PyAny>>,
         max_events: Option<&Bound<'py, PyAny>>,
-        timeout: Option<f64>,
+        timeout: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyList>> {
         self.ensure_open(py)?;
         let min = match min_events {
             None => 1,
-            Some(m) => usize::try_from(args::non_negative(m, "min_events")?).unwrap_or(usize::MAX),
+            Some(m) => usize::try_from(args::count(m, "min_events", 0)?).unwrap_or(usize::MAX),
         };
         let max = match max_events {
             None => usize::MAX,
-            Some(m) => match args::non_negative(m, "max_events")? {
-                0 => return Err(PyValueError::new_err("max_events must be >= 1")),
-                m => usize::try_from(m).unwrap_or(usize::MAX),
-            },
+            Some(m) => usize::try_from(args::count(m, "max_events", 1)?).unwrap_or(usize::MAX),
         };
-        let timeout = args::timeout(timeout)?;
+        let timeout = args::deadline(timeout)?;
         let done = self
             .take(py, min, max, timeout)
             .map_err(|e| Self::wait_error(py, e))?;

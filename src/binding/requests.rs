@@ -128,9 +128,12 @@ impl NativeQueue {
                 "bufs must be a sequence of buffers, not a single buffer",
             ));
         }
-        let seq = bufs
-            .cast::<PySequence>()
-            .map_err(|_| PyTypeError::new_err("bufs must be a sequence of bytes-like objects"))?;
+        let seq = bufs.cast::<PySequence>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "bufs must be a sequence of buffers, not {}",
+                args::type_name(bufs)
+            ))
+        })?;
         // More than IOV_MAX parts is the kernel's call: it completes with EINVAL.
         let count = seq.len()?;
         let mut buffers = Vec::with_capacity(count);

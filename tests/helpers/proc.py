@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 O_CLOEXEC_FDINFO = 0o2000000  # the O_CLOEXEC bit as /proc/self/fdinfo shows it (octal)
@@ -75,3 +77,41 @@ def assert_child_ok(proc: subprocess.CompletedProcess[str]) -> None:
     assert proc.returncode == 0, (
         f"child exited {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
     )
+
+
+def run_in_child(body: Callable[[], str], timeout: float = 15) -> tuple[int, str]:
+    """Fork; run ``body()`` in the child, which returns a message ('' = success).
+
+    The child reports through a pipe and leaves with ``os._exit`` (never returning into
+    pytest). Returns (exit status, message); a child still running after ``timeout`` is
+    killed and reported as a hang.
+    """
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 0
+        try:
+            os.close(r)
+            message = body()
+            code = 1 if message else 0
+        except BaseException as e:
+            message, code = f"child raised {type(e).__name__}: {e}", 2
+        try:
+            os.write(w, message.encode()[:4000])
+        finally:
+            os._exit(code)
+    os.close(w)
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            os.close(r)
+            return -1, f"child hung for more than {timeout}s"
+        time.sleep(0.02)
+    message = os.read(r, 8192).decode()
+    os.close(r)
+    return os.waitstatus_to_exitcode(status), message
