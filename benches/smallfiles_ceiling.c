@@ -14,15 +14,17 @@
  * Any failure (open, read, close, a mismatch between the two ways) ends with status 1.
  *
  * build: cc -O2 -Wall -o smallfiles_ceiling smallfiles_ceiling.c -luring
- *        (apt-get install liburing-dev)
+ *        (apt-get install liburing-dev; ceiling.h, next to this file, is included)
  * run:   smallfiles_ceiling LIST|DIR INFLIGHT
  *        LIST: a file of paths, one per line (the bench writes the paths its Python rows
  *        read); DIR: every regular file directly in that directory, sorted by name.
- * prints one line of key=value figures, e.g.
- *        files=20000 bytes=163840000 loop_files_s=195000 uring_files_s=262000 inflight=32
- *        setup=defer_taskrun
+ * prints one line of key=value figures (rates in files per second):
+ *        files=N bytes=B loop_files_s=R uring_files_s=R inflight=INFLIGHT
+ *        setup=defer_taskrun|plain
  */
 #define _GNU_SOURCE
+#define PROG "smallfiles_ceiling"
+#define USAGE "LIST|DIR INFLIGHT"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -32,34 +34,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "ceiling.h"
 
 #define BUFSZ (64 * 1024)
 enum { OP_OPEN, OP_READ, OP_CLOSE };
-
-static const char *prog = "smallfiles_ceiling";
 
 struct paths {
     char **items;
     size_t count, capacity;
 };
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void fail(const char *what, int err) {
-    fprintf(stderr, "%s: %s: %s\n", prog, what, strerror(err));
-    exit(1);
-}
-
-static void usage(const char *why) {
-    fprintf(stderr, "%s: %s\nusage: %s LIST|DIR INFLIGHT\n", prog, why, prog);
-    exit(2);
-}
 
 static void add_path(struct paths *list, char *path) {
     if (list->count == list->capacity) {
@@ -106,13 +91,13 @@ static void paths_of_list(const char *file, struct paths *list) {
 }
 
 static void file_error(const char *what, const char *path, int err) {
-    fprintf(stderr, "%s: %s %s: %s\n", prog, what, path, strerror(err));
+    fprintf(stderr, "%s: %s %s: %s\n", PROG, what, path, strerror(err));
     exit(1);
 }
 
 static void too_big(const char *path) {
     fprintf(stderr, "%s: %s has %d bytes or more: this ceiling reads files under 64 KiB\n",
-            prog, path, BUFSZ);
+            PROG, path, BUFSZ);
     exit(1);
 }
 
@@ -131,18 +116,6 @@ static double loop_read(const struct paths *list, char *buf, long long *bytes) {
     double rate = (double)list->count / (now() - start);
     *bytes = total;
     return rate;
-}
-
-/* A single-issuer ring with DEFER_TASKRUN (6.1+), else a plain one. */
-static const char *setup_ring(struct io_uring *ring, unsigned entries) {
-    struct io_uring_params params;
-    memset(&params, 0, sizeof(params));
-    params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
-    if (io_uring_queue_init_params(entries, ring, &params) == 0) return "defer_taskrun";
-    memset(&params, 0, sizeof(params));
-    int ret = io_uring_queue_init_params(entries, ring, &params);
-    if (ret < 0) fail("io_uring_queue_init", -ret);
-    return "plain";
 }
 
 /* Queues the chain OPENAT -> READ -> CLOSE of `path` on direct descriptor `slot`.
@@ -243,7 +216,7 @@ int main(int argc, char **argv) {
     double loop_rate = loop_read(&list, bufs, &loop_bytes);
     double uring_rate = uring_read(&list, (unsigned)inflight, bufs, &uring_bytes, &setup);
     if (loop_bytes != uring_bytes) {
-        fprintf(stderr, "%s: the loop read %lld bytes, io_uring %lld\n", prog, loop_bytes,
+        fprintf(stderr, "%s: the loop read %lld bytes, io_uring %lld\n", PROG, loop_bytes,
                 uring_bytes);
         return 1;
     }

@@ -8,15 +8,18 @@
  *      kernel has it, as uringq's batch API uses a private ring).
  * Every read must return BS bytes; anything else ends the run with exit status 1.
  *
- * build: cc -O2 -Wall -o uring_ceiling uring_ceiling.c -luring   (apt-get install liburing-dev)
+ * build: cc -O2 -Wall -o uring_ceiling uring_ceiling.c -luring   (apt-get install liburing-dev;
+ *        ceiling.h, next to this file, is included)
  * run:   uring_ceiling FILE OPS DEPTH BS [OFFSETS]
  *        OFFSETS: a file of OPS native 64-bit offsets (the bench passes the ones its Python
  *        paths read); without it the offsets are drawn here, uniform over the file's whole
  *        BS-byte blocks, with a fixed seed.
- * prints one line of key=value figures, e.g.
- *        pread_ops_s=1177049 uring_ops_s=1202635 ops=1000000 depth=32 bs=4096 setup=defer_taskrun
+ * prints one line of key=value figures (rates in operations per second):
+ *        pread_ops_s=R uring_ops_s=R ops=OPS depth=DEPTH bs=BS setup=defer_taskrun|plain
  */
 #define _GNU_SOURCE
+#define PROG "uring_ceiling"
+#define USAGE "FILE OPS DEPTH BS [OFFSETS]"
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
@@ -25,26 +28,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
-static const char *prog = "uring_ceiling";
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void fail(const char *what, int err) {
-    fprintf(stderr, "%s: %s: %s\n", prog, what, strerror(err));
-    exit(1);
-}
-
-static void usage(const char *why) {
-    fprintf(stderr, "%s: %s\nusage: %s FILE OPS DEPTH BS [OFFSETS]\n", prog, why, prog);
-    exit(2);
-}
+#include "ceiling.h"
 
 static long positive(const char *text, const char *name) {
     char *end;
@@ -89,7 +75,7 @@ static uint64_t *make_offsets(const char *from, long ops, off_t size, size_t bs)
 static void check_read(long result, size_t bs, uint64_t offset) {
     if (result == (long)bs) return;
     if (result < 0) fail("read", (int)-result);
-    fprintf(stderr, "%s: read at %llu returned %ld bytes, not %zu\n", prog,
+    fprintf(stderr, "%s: read at %llu returned %ld bytes, not %zu\n", PROG,
             (unsigned long long)offset, result, bs);
     exit(1);
 }
@@ -101,18 +87,6 @@ static double pread_loop(int fd, const uint64_t *offsets, long ops, char *buf, s
         check_read(n < 0 ? -errno : (long)n, bs, offsets[i]);
     }
     return (double)ops / (now() - start);
-}
-
-/* A single-issuer ring with DEFER_TASKRUN (6.1+), else a plain one. */
-static const char *setup_ring(struct io_uring *ring, unsigned entries) {
-    struct io_uring_params params;
-    memset(&params, 0, sizeof(params));
-    params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
-    if (io_uring_queue_init_params(entries, ring, &params) == 0) return "defer_taskrun";
-    memset(&params, 0, sizeof(params));
-    int ret = io_uring_queue_init_params(entries, ring, &params);
-    if (ret < 0) fail("io_uring_queue_init", -ret);
-    return "plain";
 }
 
 static double uring_loop(int fd, const uint64_t *offsets, long ops, char *mem, size_t bs,

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import random
 import tempfile
 from array import array
+from collections.abc import Iterator
 
 from uringq.bench.timing import Timing, windowed
 
-__all__ = ["check_full", "pread_loop", "preadv_direct_loop", "pwrite_loop"]
+__all__ = ["check_full", "pread_loop", "preadv_direct_loop", "pwrite_loop", "scratch_file"]
 
 
 def check_full(results: array[int], block: int, what: str) -> None:
@@ -52,10 +54,20 @@ def preadv_direct_loop(path: str, offsets: array[int], block: int) -> Timing:
         buf.close()
 
 
-def pwrite_loop(workdir: str, n: int, block: int) -> Timing:
-    data = random.Random(3).randbytes(block)
+@contextlib.contextmanager
+def scratch_file(workdir: str) -> Iterator[int]:
+    """A new empty file in ``workdir``, open for writing; closed and removed afterwards."""
     fd, path = tempfile.mkstemp(prefix="uringq-bench-write-", dir=workdir)
     try:
+        yield fd
+    finally:
+        os.close(fd)
+        os.unlink(path)
+
+
+def pwrite_loop(workdir: str, n: int, block: int) -> Timing:
+    data = random.Random(3).randbytes(block)
+    with scratch_file(workdir) as fd:
         pwrite = os.pwrite
 
         def chunk(i: int, j: int) -> None:
@@ -65,6 +77,3 @@ def pwrite_loop(workdir: str, n: int, block: int) -> Timing:
         timing = windowed(n, chunk)
         os.fsync(fd)
         return timing
-    finally:
-        os.close(fd)
-        os.unlink(path)

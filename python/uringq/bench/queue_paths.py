@@ -6,13 +6,12 @@ from __future__ import annotations
 import mmap
 import os
 import random
-import tempfile
 import time
 from array import array
 from collections.abc import Sequence
 
 import uringq
-from uringq.bench.loops import check_full
+from uringq.bench.loops import check_full, scratch_file
 from uringq.bench.timing import WINDOW, Timing, windows_from_stamps
 
 __all__ = [
@@ -73,8 +72,7 @@ def read_many_run(
 def write_many_run(workdir: str, n: int, block: int, *, provider: str, depth: int) -> Timing:
     per_call = 64
     data = random.Random(3).randbytes(block) * per_call
-    fd, path = tempfile.mkstemp(prefix="uringq-bench-write-", dir=workdir)
-    try:
+    with scratch_file(workdir) as fd:
         with uringq.IoQueue(max(depth, 1), provider=provider) as q:
             q.register(fd)
             write_many = q.write_many
@@ -90,9 +88,6 @@ def write_many_run(workdir: str, n: int, block: int, *, provider: str, depth: in
                 check_full(results, block, "write_many")
             elapsed = time.perf_counter() - start
         os.fsync(fd)
-    finally:
-        os.close(fd)
-        os.unlink(path)
     return Timing(elapsed, n, windows_from_stamps(start, stamps, counts))
 
 
@@ -176,12 +171,8 @@ def per_request_file(
 
 def write_per_request(workdir: str, n: int, block: int, *, provider: str) -> Timing:
     """prepare/commit/wait writes of ``block`` bytes at depth 32, sequentially into a new file."""
-    fd, path = tempfile.mkstemp(prefix="uringq-bench-write-", dir=workdir)
-    try:
+    with scratch_file(workdir) as fd:
         offsets = range(0, n * block, block)
         timing = per_request_run(fd, offsets, block, provider=provider, depth=32, write=True)
         os.fsync(fd)
         return timing
-    finally:
-        os.close(fd)
-        os.unlink(path)
