@@ -28,7 +28,8 @@ def aio_run(env: Env, n: int, *, provider: str, loop: str, method: str) -> Timin
     block = W1_BLOCK
 
     async def main() -> Timing:
-        async with aio.open(env.path, "rb", provider=provider) as f:
+        aio.get_driver(provider=provider)  # this loop's queue, on that provider
+        async with aio.open(env.path, "rb") as f:
             assert await f.read(block, offsets[0]) is not None
             if method == "read":
                 read = f.read
