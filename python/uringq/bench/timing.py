@@ -109,7 +109,8 @@ class Spec:
 
 
 class Progress:
-    """One line on stderr: ``[ 3/21] path ... round 2/3`` (rewritten in place on a tty)."""
+    """One line on stderr: ``[ 3/21 0:42] path ... round 2/3`` (the time since the start;
+    rewritten in place on a tty)."""
 
     def __init__(self, total: int, enabled: bool = True) -> None:
         self.total = total
@@ -117,10 +118,12 @@ class Progress:
         self.enabled = enabled
         self.tty = sys.stderr.isatty()
         self.width = 0
+        self.start = time.monotonic()
 
     def step(self, label: str) -> None:
         self.count += 1
-        self.show(f"[{self.count:2d}/{self.total}] {label}")
+        minutes, seconds = divmod(int(time.monotonic() - self.start), 60)
+        self.show(f"[{self.count:2d}/{self.total} {minutes}:{seconds:02d}] {label}")
 
     def show(self, text: str) -> None:
         if not self.enabled:
