@@ -16,6 +16,7 @@ import pytest
 import uringq
 from uringq import aio, bench
 from uringq.bench import aiofiles_style, smallfiles
+from uringq.bench import ceilings as ceilings_module
 from uringq.bench.ceilings import CEILING_ENV, Ceilings, find_source_dir
 from uringq.bench.data import make_small_files, make_text_file, prepare_file
 from uringq.bench.env import Env
@@ -53,6 +54,10 @@ def test_the_ceiling_sources_are_found_in_the_checkout_by_a_file_or_the_environm
     monkeypatch.setenv(CEILING_ENV, str(tmp_path))
     assert find_source_dir(None) == tmp_path
     assert find_source_dir(str(tmp_path / "nothing here")) == tmp_path
+    # A wheel install: no checkout around the package, nothing named: no sources.
+    monkeypatch.delenv(CEILING_ENV)
+    monkeypatch.setattr(ceilings_module, "CHECKOUT_DIR", tmp_path / "lib" / "benches")
+    assert find_source_dir(None) is None
 
 
 def test_no_reference_to_the_shared_bench_directory_is_left():

@@ -23,8 +23,10 @@ __all__ = ["CEILING_ENV", "Ceilings", "find_source_dir", "smallfiles_runner", "u
 
 CEILING_ENV = "URINGQ_CEILING_SRC"
 PROGRAMS = ("uring_ceiling", "smallfiles_ceiling")
-# python/uringq/bench/ceilings.py -> the checkout's benches/ (editable installs)
-CHECKOUT_DIR = Path(__file__).resolve().parents[3] / "benches"
+# python/uringq/bench/ceilings.py -> the checkout's benches/ (editable installs); in a
+# wheel install this names a directory next to site-packages that does not exist.
+_HERE = Path(__file__).resolve()
+CHECKOUT_DIR = (_HERE.parents[3] if len(_HERE.parents) > 3 else _HERE.parent) / "benches"
 
 
 def find_source_dir(explicit: str | None) -> Path | None:
