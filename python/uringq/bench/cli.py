@@ -50,11 +50,10 @@ BIG_READS = 4  # whole-file reads per run
 
 def _sections(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in CHOICES]
+    unknown = ", ".join(repr(name) for name in names if name not in CHOICES)
     if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown section {', '.join(unknown) or text!r} (choose from {', '.join(CHOICES)})"
-        )
+        what = f"unknown section {unknown}" if unknown else f"no section in {text!r}"
+        raise argparse.ArgumentTypeError(f"{what} (choose from {', '.join(CHOICES)})")
     return names
 
 
