@@ -288,4 +288,6 @@ def main(argv: list[str] | None = None) -> int:
         print("uringq bench: interrupted", file=sys.stderr)
         return 130
     finally:
+        progress.show("removing the data files")
         shutil.rmtree(workdir, ignore_errors=True)
+        progress.done()
