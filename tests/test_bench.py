@@ -30,11 +30,23 @@ CORE_PATHS = {
 }
 
 
-def run_bench(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict]:
+def reference_of(data: dict, section: str) -> dict:
+    """The one reference row of ``section``; it ran, and its ratio to itself is 1.0."""
+    rows = [r for r in data["results"] if r["section"] == section and r["reference"]]
+    assert len(rows) == 1, rows
+    assert rows[0]["skipped"] is None, rows[0]
+    assert rows[0]["ratio_pread"] == pytest.approx(1.0)
+    return rows[0]
+
+
+def run_bench(
+    tmp_path: Path, *args: str, extra_env: dict[str, str] | None = None, path_first: str = ""
+) -> tuple[subprocess.CompletedProcess[str], dict]:
+    """A quick run in a subprocess; ``path_first`` goes before everything on PYTHONPATH."""
     out = tmp_path / "out.json"
-    env = dict(os.environ)
+    env = {**os.environ, **(extra_env or {})}
     env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO / "python"), env.get("PYTHONPATH")) if p
+        p for p in (path_first, str(REPO / "python"), env.get("PYTHONPATH")) if p
     )
     proc = subprocess.run(
         [sys.executable, "-m", "uringq", "bench", "--quick", "--size", "8M", "--json", str(out),
@@ -78,12 +90,16 @@ def test_quick_bench_reports_every_core_path_with_positive_numbers(quick_run):
 
 
 def test_quick_bench_ratios_are_relative_to_the_pread_loop(quick_run):
+    # W1 rows against the os.pread loop; every other section against its own reference
+    # row (the default run now has W2 and aiofiles-style sections too).
     _, data = quick_run
     results = {r["path"]: r for r in data["results"]}
     assert results["os.pread loop"]["ratio_pread"] == pytest.approx(1.0)
+    references = {sec: reference_of(data, sec) for sec in {r["section"] for r in data["results"]}}
+    assert references[bench.W1]["path"] == "os.pread loop"
     for result in data["results"]:
-        if result["skipped"] is None and result["ratio_pread"] is not None:
-            expected = result["ops_s"] / results["os.pread loop"]["ops_s"]
+        if result["skipped"] is None:
+            expected = result["ops_s"] / references[result["section"]]["ops_s"]
             assert result["ratio_pread"] == pytest.approx(expected)
 
 
@@ -183,3 +199,211 @@ def test_read_many_is_compared_with_c_at_its_own_depth_the_rest_with_the_best_c(
     results[4].skipped = "not built"
     bench.add_ratios(results, specs)
     assert results[1].ratio_c == pytest.approx(900 / 1200)
+
+
+# -- the sections of the default run: W2, aiofiles-style, x bare ---------------------------
+W2_BASELINES = {
+    "open(p, 'rb').read() loop",
+    "os.open/os.read/os.close loop",
+    "os.open/os.fstat/os.read/os.close loop",
+    "pathlib.Path.read_bytes loop",
+    "ThreadPoolExecutor(8) open().read()",
+}
+AIOFILES_SECTIONS = (bench.AIOF_FILES, bench.AIOF_SEQ, bench.AIOF_LINES, bench.AIOF_WHOLE)
+
+
+def rows_of(data: dict, section: str) -> dict[str, dict]:
+    return {r["path"]: r for r in data["results"] if r["section"] == section}
+
+
+def test_quick_bench_runs_w1_w2_and_aiofiles_style_by_default(quick_run):
+    _, data = quick_run
+    assert data["meta"]["sections"] == ["w1", "w2", "aiofiles"]
+    assert {r["section"] for r in data["results"]} == {
+        bench.W1, bench.W2_READ, bench.W2_WRITE, *AIOFILES_SECTIONS
+    }  # fmt: skip
+    assert data["meta"]["small_files"] == 300  # --quick: a few hundred W2 files
+    for section in {r["section"] for r in data["results"]}:
+        reference_of(data, section)
+
+
+def test_quick_w2_rows_count_files_and_the_bytes_of_the_files(quick_run):
+    _, data = quick_run
+    meta = data["meta"]
+    average = meta["small_bytes"] / meta["small_files"]
+    w2 = rows_of(data, bench.W2_READ)
+    for path in W2_BASELINES:
+        assert w2[path]["skipped"] is None, w2[path]
+        assert w2[path]["unit"] == "files/s"
+        assert w2[path]["ops"] > 0 and w2[path]["ops_s"] > 0
+    for result in w2.values():
+        if result["skipped"] is None and result["ops"] == meta["small_files"]:
+            assert result["mb_s"] == pytest.approx(result["ops_s"] * average / 2**20, rel=1e-6)
+    writes = rows_of(data, bench.W2_WRITE)
+    assert writes["open(p, 'wb').write(data) loop"]["ops_s"] > 0
+
+
+@pytest.mark.parametrize(
+    ("path", "function"),
+    [("uringq.read_files (io_uring)", "read_files"),
+     ("uringq.read_files (threadpool)", "read_files"),
+     ("uringq.write_files (io_uring)", "write_files"),
+     ("uringq.write_files (threadpool)", "write_files"),
+     ("uringq.aio.read_file 64 tasks (asyncio)", "aio.read_file")],
+)  # fmt: skip
+def test_quick_w2_uringq_rows_run_or_say_which_function_is_missing(quick_run, path, function):
+    import uringq
+    from uringq import aio
+
+    _, data = quick_run
+    result = {r["path"]: r for r in data["results"]}[path]
+    provider = "threadpool" if "threadpool" in path else "io_uring"
+    if not uringq.get_provider(provider).available:  # said first: before anything runs
+        assert result["skipped"].startswith(f"provider {provider} unavailable")
+        return
+    owner, _, name = function.rpartition(".")
+    if not hasattr(aio if owner else uringq, name):
+        expected = f"uringq.{function} does not exist in this uringq yet (SPEC section 9)"
+        assert result["skipped"] == expected
+        return
+    assert result["skipped"] is None, result
+    assert result["ops_s"] > 0 and result["ratio_pread"] > 0
+
+
+def test_quick_w2_x_c_chain_is_against_the_better_c_chain(quick_run):
+    _, data = quick_run
+    w2 = rows_of(data, bench.W2_READ)
+    chains = [w2[f"C io_uring chain {d} in flight"] for d in (32, 128)]
+    if any(c["skipped"] for c in chains):
+        pytest.skip(f"C chain not run here: {chains[0]['skipped'] or chains[1]['skipped']}")
+    best = max(c["ops_s"] for c in chains)
+    for result in w2.values():
+        if result["skipped"] is None:
+            assert result["ratio_c"] == pytest.approx(result["ops_s"] / best)
+    assert w2["C open/read/close loop"]["ratio_c"] > 0
+
+
+def test_quick_asyncio_rows_show_their_ratio_to_the_bare_round_trip_of_their_loop(quick_run):
+    _, data = quick_run
+    w1 = rows_of(data, bench.W1)
+    name = "bare asyncio future round trip 64 tasks ({})"
+    bare = {loop: w1[name.format(loop)] for loop in ("asyncio", "uvloop")}
+    assert bare["asyncio"]["ratio_bare"] == pytest.approx(1.0)
+    checked = 0
+    for path, result in w1.items():
+        if result["skipped"] is not None:
+            continue
+        if "task" not in path:  # loops, batches and C: no event loop
+            assert result["ratio_bare"] is None, path
+            continue
+        anchor = bare["uvloop" if "(uvloop)" in path else "asyncio"]
+        if anchor["skipped"]:
+            assert result["ratio_bare"] is None
+            continue
+        assert result["ratio_bare"] == pytest.approx(result["ops_s"] / anchor["ops_s"]), path
+        checked += 1
+    assert checked >= 3  # uringq.aio read and read_into, run_in_executor at least
+
+
+def test_quick_aiofiles_style_runs_the_same_code_on_uringq_aio_and_aiofiles(quick_run):
+    import importlib.util
+
+    _, data = quick_run
+    have_aiofiles = importlib.util.find_spec("aiofiles") is not None
+    for section in AIOFILES_SECTIONS:
+        rows = rows_of(data, section)
+        assert reference_of(data, section)["path"].startswith("builtin: ")
+        ours = next(r for p, r in rows.items() if p.startswith("uringq.aio: "))
+        theirs = next(r for p, r in rows.items() if p.startswith("aiofiles: "))
+        assert ours["path"].removeprefix("uringq.aio: ") == theirs["path"].removeprefix(
+            "aiofiles: "
+        )
+        if ours["skipped"]:  # uringq.aio.open does not take this call yet
+            assert ours["skipped"].startswith("uringq.aio.open(p, ")
+            assert "does not support this yet" in ours["skipped"]
+        else:
+            assert ours["ops_s"] > 0
+        if not have_aiofiles:
+            assert theirs["skipped"].startswith("aiofiles not installed")
+            continue
+        assert theirs["skipped"] is None, theirs
+        for result in rows.values():
+            if result["skipped"] is None:
+                expected = result["ops_s"] / theirs["ops_s"]
+                assert result["ratio_aiofiles"] == pytest.approx(expected)
+
+
+def test_quick_table_has_the_new_columns(quick_run):
+    stdout, _ = quick_run
+    assert "x bare" in stdout
+    assert "files/s" in stdout and "x open().read()" in stdout and "x C chain" in stdout
+    assert "x aiofiles" in stdout and "lines/s" in stdout
+
+
+# -- options ---------------------------------------------------------------------------------
+def test_sections_option_and_a_compiler_without_liburing(tmp_path):
+    fake_cc = tmp_path / "cc"
+    fake_cc.write_text(
+        "#!/bin/sh\n"
+        "echo 'x.c:1:10: fatal error: liburing.h: No such file or directory' >&2\n"
+        "exit 1\n"
+    )
+    fake_cc.chmod(0o755)
+    _, data = run_bench(tmp_path, "--sections", "w2", "--files", "150",
+                        extra_env={"CC": str(fake_cc)})  # fmt: skip
+    assert data["meta"]["sections"] == ["w2"]
+    assert {r["section"] for r in data["results"]} == {bench.W2_READ, bench.W2_WRITE}
+    assert data["meta"]["small_files"] == 150
+    assert data["meta"]["file_size"] is None  # no W1 file made for W2 alone
+    hint = "building smallfiles_ceiling.c failed (liburing.h missing: apt-get install liburing-dev)"
+    for path in ("C open/read/close loop", "C io_uring chain 32 in flight"):
+        assert rows_of(data, bench.W2_READ)[path]["skipped"].startswith(hint)
+    assert data["meta"]["ceilings"] == {
+        "uring_ceiling": "not used",
+        "smallfiles_ceiling": rows_of(data, bench.W2_READ)["C open/read/close loop"]["skipped"],
+    }
+
+
+def test_all_runs_every_section_and_only_keeps_the_references(tmp_path):
+    _, data = run_bench(tmp_path, "--all", "--only", "^$", "--no-ceiling", "--files", "100")
+    assert data["meta"]["sections"] == ["w1", "w2", "aiofiles", "direct", "seq"]
+    titles = [bench.W1, bench.W2_READ, bench.W2_WRITE, *AIOFILES_SECTIONS, bench.DIRECT,
+              bench.SEQ_READ, bench.SEQ_WRITE]  # fmt: skip
+    assert [r["section"] for r in data["results"]] == titles  # one reference each, in order
+    for result in data["results"]:
+        assert result["reference"]
+        if result["section"] == bench.DIRECT and result["skipped"]:
+            assert "O_DIRECT" in result["skipped"]  # e.g. tmpfs
+            continue
+        assert result["skipped"] is None and result["ratio_pread"] == pytest.approx(1.0)
+
+
+def test_missing_aiofiles_skips_its_rows_with_the_reason(tmp_path):
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / "aiofiles.py").write_text("raise ImportError('blocked for this test')\n")
+    _, data = run_bench(tmp_path, "--sections", "aiofiles", "--files", "100", "--only",
+                        "^aiofiles", path_first=str(blocked))  # fmt: skip
+    peers = [r for r in data["results"] if r["path"].startswith("aiofiles: ")]
+    assert len(peers) == 4
+    for result in peers:
+        assert result["skipped"] == "aiofiles not installed (blocked for this test)"
+    for section in AIOFILES_SECTIONS:
+        reference_of(data, section)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--sections", "w9"], "unknown section 'w9' (choose from w1, w2, aiofiles, direct, seq)"),
+     (["--sections", "w1,x"], "unknown section 'x' (choose from"),
+     (["--sections", ","], "no section in ','"),
+     (["--files", "0"], "uringq bench: --files must be positive")],
+)  # fmt: skip
+def test_bad_options_are_refused_before_anything_runs(args, message, capsys, tmp_path):
+    try:
+        status = bench.main([*args, "--dir", str(tmp_path)])
+    except SystemExit as exc:  # argparse
+        status = exc.code
+    assert status == 2
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # no data made
