@@ -6,6 +6,7 @@ mod buffer;
 mod completion;
 mod errors;
 mod queue;
+mod whole_files;
 
 use pyo3::prelude::*;
 
@@ -38,6 +39,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(probe, m)?)?;
     m.add_function(wrap_pyfunction!(supported_opcodes, m)?)?;
     m.add_function(wrap_pyfunction!(fork_generation, m)?)?;
+    m.add_function(wrap_pyfunction!(whole_files::read_files, m)?)?;
+    m.add_function(wrap_pyfunction!(whole_files::write_files, m)?)?;
+    m.add_function(wrap_pyfunction!(whole_files::whole_files_mode, m)?)?;
     // Start counting forks now, before anything can fork.
     core::fork_generation();
     Ok(())
