@@ -28,7 +28,7 @@ pub fn whole_files_mode() -> Option<&'static str> {
 /// Reads each path whole; see `uringq.read_files`. The `_`-arguments size the run
 /// (tests only).
 #[pyfunction]
-#[pyo3(signature = (paths, dir_fd, return_exceptions, *, _window = None, _buffer = None, _plain = false))]
+#[pyo3(signature = (paths, *, dir_fd = None, return_exceptions = false, _window = None, _buffer = None, _plain = false))]
 pub fn read_files(
     paths: &Bound<'_, PyList>,
     dir_fd: Option<i32>,
@@ -56,7 +56,7 @@ pub fn read_files(
 
 /// Writes each `data[i]` to `paths[i]` whole; see `uringq.write_files`.
 #[pyfunction]
-#[pyo3(signature = (paths, data, mode, fsync, dir_fd, return_exceptions, *, _window = None, _plain = false))]
+#[pyo3(signature = (paths, data, *, mode = 0o666, fsync = false, dir_fd = None, return_exceptions = false, _window = None, _plain = false))]
 #[allow(clippy::too_many_arguments)]
 pub fn write_files(
     paths: &Bound<'_, PyList>,
