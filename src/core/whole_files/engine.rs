@@ -491,23 +491,21 @@ impl<'a, J: Job> Run<'a, J> {
     }
 
     /// Stops the run: no new chains; cancels what the kernel holds and reaps until
-    /// nothing is left. Finished chains' results are dropped.
+    /// nothing is left. Finished chains' results are dropped. The cancel is repeated on
+    /// every round: a hardlinked request starts once its predecessor was cancelled and
+    /// may block in turn (a read on a FIFO without a writer).
     pub fn abort(&mut self) {
-        if !self.aborted {
-            self.aborted = true;
-            if self.live > 0 {
-                let _ = self.ring.ring.submit();
-                cancel_private(&mut self.ring.ring);
-            }
-        }
+        self.aborted = true;
         let mut done = Vec::new();
         while self.live > 0 {
+            let _ = self.ring.ring.submit();
+            cancel_private(&mut self.ring.ring);
             if self.wait().is_err() {
                 std::thread::sleep(Duration::from_millis(1));
             }
             done.clear();
             self.reap(&mut done);
-            self.release(&done.clone());
+            self.release(&done);
         }
     }
 }

@@ -121,8 +121,12 @@ fn read_fd<S: ReadSink>(
         }
         big = Some(buf);
     }
+    // Read on to EOF: the file grew, or fstat did not know its size (/proc).
     let mut tail: Vec<u8> = Vec::new();
-    while filled == hint {
+    if filled < hint {
+        return Ok(Ok((big, filled, tail))); // it shrank: EOF came early
+    }
+    loop {
         let want = tail.len().clamp(64 * 1024, CHUNK);
         if tail.try_reserve(want).is_err() {
             return Ok(Err(libc::ENOMEM));
