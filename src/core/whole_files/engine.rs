@@ -163,6 +163,11 @@ impl FilesRing {
         })
     }
 
+    /// How many slots (files in flight) the ring is sized for.
+    pub fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
     /// Keeps the ring for this thread's next run.
     pub fn put(self) {
         CACHED.with(|c| *c.borrow_mut() = Some(self));
@@ -186,9 +191,10 @@ fn register_table(ring: &IoUring, slots: u32) -> bool {
         || submitter.register_files(&vec![-1; slots as usize]).is_ok()
 }
 
-/// How many files may be in flight: the window, within the direct-descriptor table's
-/// limit (`RLIMIT_NOFILE`, which also bounds plain descriptors).
-pub fn slots_for(tuning: Tuning, files: usize) -> u32 {
+/// The slots of a thread's ring: the window, within the direct-descriptor table's limit
+/// (`RLIMIT_NOFILE`, which also bounds plain descriptors). A run uses at most one per
+/// file.
+pub fn slots_for(tuning: Tuning) -> u32 {
     let mut rlim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -199,8 +205,7 @@ pub fn slots_for(tuning: Tuning, files: usize) -> u32 {
     } else {
         u32::MAX
     };
-    let files = u32::try_from(files).unwrap_or(u32::MAX);
-    tuning.window.min(limit).min(files).clamp(1, 4096)
+    tuning.window.min(limit).clamp(1, 4096)
 }
 
 /// One file's chain: its index and what each stage returned. Stages that never ran keep

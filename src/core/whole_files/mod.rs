@@ -65,6 +65,12 @@ pub trait ReadSink: Check {
     ) -> Result<(), Self::Error>;
 }
 
+/// The slots a run uses: one per file, at most the ring's.
+fn run_slots(ring: &FilesRing, paths: &Paths) -> u32 {
+    ring.capacity()
+        .min(u32::try_from(paths.len()).unwrap_or(u32::MAX))
+}
+
 /// Reads every file of `paths` (relative ones against `dir_fd`, e.g. `AT_FDCWD`) whole.
 ///
 /// Runs with at most `tuning.window` files in flight, calls `sink.check()` about every
@@ -79,8 +85,8 @@ pub fn read_files<S: ReadSink>(
     if paths.is_empty() {
         return Ok(());
     }
-    let slots = engine::slots_for(tuning, paths.len());
-    let mut ring = FilesRing::take(slots, tuning).map_err(BatchError::Os)?;
+    let mut ring = FilesRing::take(engine::slots_for(tuning), tuning).map_err(BatchError::Os)?;
+    let slots = run_slots(&ring, paths);
     let size = tuning.buffer.clamp(1, u32::MAX as usize - PROBE_ROOM);
     let job = ReadJob {
         base: ring.read_buffer(slots, size + PROBE_ROOM),
@@ -240,8 +246,8 @@ pub unsafe fn write_files<C: Check>(
     if paths.is_empty() {
         return Ok(results);
     }
-    let slots = engine::slots_for(tuning, paths.len());
-    let mut ring = FilesRing::take(slots, tuning).map_err(BatchError::Os)?;
+    let mut ring = FilesRing::take(engine::slots_for(tuning), tuning).map_err(BatchError::Os)?;
+    let slots = run_slots(&ring, paths);
     let job = WriteJob { data, mode, fsync };
     let result = drive_writes(
         &mut ring,
