@@ -20,6 +20,7 @@ no pending-signal check in between. It comes out of ``map`` through ``FOR_ITER``
 ``STORE_FAST``, and CPython runs signal handlers only at calls, backward jumps and
 function entry; a ``fd = os.open(...)`` statement would run them right after the call
 returns, before the assignment, and a KeyboardInterrupt there would strand the fd.
+After a failed open the loop goes on with a new ``map`` over the same iterator.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import io
 import os
 from collections.abc import Callable, Iterator
 from functools import partial
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from uringq import _checks
@@ -55,8 +57,28 @@ def check_paths(paths: list[Any]) -> None:
 def read_files(paths: list[Any], *, dir_fd: int | None, return_exceptions: bool) -> list[Any]:
     """The content of each file (or its OSError); see :func:`uringq.read_files`."""
     check_paths(paths)
-    opener = partial(os.open, flags=os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
-    return _each_file(paths, opener, _read_open_file, return_exceptions)
+    read, close, size = os.read, os.close, FIRST_READ
+    out: list[Any] = []
+    append = out.append
+    names: Iterator[Any] = iter(paths)
+    errors: list[int] = []
+    while True:
+        try:
+            # No signal check between os.open returning and `fd` being bound (see the
+            # module docstring): the finally below always sees the descriptor.
+            for fd in _opened(names, os.O_RDONLY, None, dir_fd):
+                try:
+                    data = read(fd, size)
+                    probe = read(fd, 1)
+                    if probe:
+                        data = _read_on(fd, data, probe)
+                finally:
+                    close(fd)
+                append(data)
+            break
+        except OSError as exc:
+            _failed(out, errors, exc, paths)
+    return _finish(out, errors, return_exceptions)
 
 
 def write_files(
@@ -71,58 +93,58 @@ def write_files(
     """Bytes written per file (or its OSError); see :func:`uringq.write_files`."""
     check_paths(paths)
     views = [_checks.write_source(buf) for buf in data]
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
-    opener = partial(os.open, flags=flags, mode=mode, dir_fd=dir_fd)
-
-    def write(fd: int, index: int) -> int:
-        return _write_open_file(fd, views[index], fsync)
-
-    return _each_file(paths, opener, write, return_exceptions)
-
-
-def _each_file(
-    paths: list[Any],
-    opener: Callable[[Any], int],
-    use: Callable[[int, int], Any],
-    return_exceptions: bool,
-) -> list[Any]:
-    """``use(fd, index)`` on each opened file, closing it whatever happens; per-file OSErrors
-    are collected in input order."""
-    out: list[Any] = []
-    first_error = -1
-    names: Iterator[Any] = iter(paths)
     close = os.close
+    out: list[Any] = []
+    append = out.append
+    names: Iterator[Any] = iter(paths)
+    errors: list[int] = []
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
     while True:
         try:
-            # No signal check between os.open returning and `fd` being bound (see the
-            # module docstring): the finally below always sees the descriptor.
-            for fd in map(opener, names):
+            for fd in _opened(names, flags, mode, dir_fd):  # as in read_files
                 try:
-                    result = use(fd, len(out))
+                    written = _write_open_file(fd, views[len(out)], fsync)
                 finally:
                     close(fd)
-                out.append(result)
+                append(written)
             break
         except OSError as exc:
-            index = len(out)
-            if first_error < 0:
-                first_error = index
-            out.append(OSError(exc.errno, exc.strerror, paths[index]))
-    if first_error >= 0 and not return_exceptions:
-        error: OSError = out[first_error]
+            _failed(out, errors, exc, paths)
+    return _finish(out, errors, return_exceptions)
+
+
+def _opened(
+    names: Iterator[Any], flags: int, mode: int | None, dir_fd: int | None
+) -> Iterator[int]:
+    """``os.open`` of each name, as a C-level ``map`` (so no bytecode runs between the
+    call and the loop variable), with positional arguments where ``dir_fd`` allows."""
+    flags |= os.O_CLOEXEC
+    opener: Callable[..., int] = os.open if dir_fd is None else partial(os.open, dir_fd=dir_fd)
+    if mode is None:
+        return map(opener, names, repeat(flags))
+    return map(opener, names, repeat(flags), repeat(mode))
+
+
+def _failed(out: list[Any], errors: list[int], exc: OSError, paths: list[Any]) -> None:
+    """Record the failure of the next file, with the path as given."""
+    errors.append(len(out))
+    out.append(OSError(exc.errno, exc.strerror, paths[len(out)]))
+
+
+def _finish(out: list[Any], errors: list[int], return_exceptions: bool) -> list[Any]:
+    if errors and not return_exceptions:
+        error: OSError = out[errors[0]]
         raise error
     return out
 
 
-def _read_open_file(fd: int, _index: int) -> bytes:
-    data = os.read(fd, FIRST_READ)
-    probe = os.read(fd, 1)
-    if not probe:
-        return data
+def _read_on(fd: int, head: bytes, probe: bytes) -> bytes:
+    """The whole file, which holds more than ``head + probe``: read again from offset 0
+    at its fstat size (one open file, one result), or, for a stream, read on to EOF."""
     try:
         os.lseek(fd, 0, os.SEEK_SET)
     except OSError:  # a stream: keep what it gave and read on
-        chunks = [data, probe]
+        chunks = [head, probe]
         while chunk := os.read(fd, FIRST_READ):
             chunks.append(chunk)
         return b"".join(chunks)
