@@ -136,3 +136,12 @@ def test_dir_fd_and_path_types(provider: str, tmp_path: pathlib.Path) -> None:
     assert (tmp_path / "rel").read_bytes() == b"r"
     assert (tmp_path / "rel-bytes").read_bytes() == b"rb"
     assert (tmp_path / "abs").read_bytes() == b"a"
+
+
+def test_a_path_given_twice_ends_with_the_last_data(provider: str, tmp_path: pathlib.Path) -> None:
+    """As in a loop of ``open(p, "wb").write(d)``: the last data given wins."""
+    path, other = tmp_path / "twice", tmp_path / "other"
+    pairs = [(path, b"first and longest"), (other, b"o"), (str(path), b"second"), (path, b"3")]
+    assert uringq.write_files(pairs, provider=provider) == [17, 1, 6, 1]
+    assert path.read_bytes() == b"3"
+    assert other.read_bytes() == b"o"

@@ -12,6 +12,8 @@
 //! descriptor and the rest of the chain follows once it is known.
 
 use std::cell::RefCell;
+use std::collections::HashSet;
+use std::ffi::CStr;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::OnceLock;
@@ -236,6 +238,9 @@ impl Slot {
 
 /// What a run does with each file once it is open.
 pub trait Job {
+    /// Whether a file must wait while the same path is in flight (writes: the last one
+    /// given wins, as in a loop; chains in io-wq workers could otherwise interleave).
+    const EXCLUSIVE: bool;
     /// OPENAT flags (without O_CLOEXEC) and mode.
     fn open_how(&self) -> (i32, u32);
     /// The data request for `file` in `slot`.
@@ -265,6 +270,8 @@ pub struct Run<'a, J: Job> {
     /// Files refused with EMFILE/ENFILE while others were open (plain mode): retried
     /// once a slot frees up, with the window shrunk to what fitted.
     retry: Vec<usize>,
+    /// Paths in flight, for exclusive jobs.
+    busy: HashSet<&'a CStr>,
     cap: usize,
     next: usize,
     live: usize,
@@ -300,6 +307,7 @@ impl<'a, J: Job> Run<'a, J> {
             slots: vec![Slot::default(); slots as usize],
             free: (0..slots).rev().collect(),
             retry: Vec::new(),
+            busy: HashSet::new(),
             cap: slots as usize,
             next: 0,
             live: 0,
@@ -318,17 +326,21 @@ impl<'a, J: Job> Run<'a, J> {
         &self.slots[slot as usize]
     }
 
-    /// Starts chains for the next files while slots are free.
+    /// Starts chains for the next files while slots are free. An exclusive job's file
+    /// whose path is in flight waits (and the files after it) until that chain is done.
     pub fn refill(&mut self) {
         while !self.aborted && self.live < self.cap {
-            let file = match self.retry.pop() {
-                Some(file) => file,
-                None if self.next < self.paths.len() => {
-                    self.next += 1;
-                    self.next - 1
-                }
+            let file = match self.retry.last() {
+                Some(&file) => file,
+                None if self.next < self.paths.len() => self.next,
                 None => return,
             };
+            if J::EXCLUSIVE && !self.busy.insert(self.paths.get(file)) {
+                return;
+            }
+            if self.retry.pop().is_none() {
+                self.next += 1;
+            }
             let slot = self.free.pop().expect("live < cap <= slots");
             self.slots[slot as usize] = Slot {
                 file,
@@ -495,6 +507,10 @@ impl<'a, J: Job> Run<'a, J> {
     }
 
     fn release_slot(&mut self, slot: u32) {
+        if J::EXCLUSIVE {
+            self.busy
+                .remove(self.paths.get(self.slots[slot as usize].file));
+        }
         self.free.push(slot);
         self.live -= 1;
     }

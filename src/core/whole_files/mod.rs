@@ -187,6 +187,8 @@ impl ReadJob {
 const AT_POSITION: u64 = u64::MAX;
 
 impl Job for ReadJob {
+    const EXCLUSIVE: bool = false;
+
     fn open_how(&self) -> (i32, u32) {
         (libc::O_RDONLY, 0)
     }
@@ -333,6 +335,8 @@ struct WriteJob<'a> {
 }
 
 impl Job for WriteJob<'_> {
+    const EXCLUSIVE: bool = true;
+
     fn open_how(&self) -> (i32, u32) {
         (libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, self.mode)
     }

@@ -347,3 +347,106 @@ fn a_write_longer_than_a_chunk_is_completed_by_its_follow_up() {
         assert!(std::fs::read(&target).unwrap() == payload);
     }
 }
+
+#[test]
+fn a_path_written_twice_ends_with_the_last_data() {
+    let dir = TempDir::new("twice");
+    let path = dir.0.join("twice");
+    let other = dir.0.join("other");
+    let targets = [path.clone(), other.clone(), path.clone(), path.clone()];
+    let payloads: [&[u8]; 4] = [b"first, longest of all", b"o", b"second", b"3rd"];
+    for tuning in tunings(4, 64) {
+        let data: Vec<Data> = payloads
+            .iter()
+            .map(|p| Data {
+                ptr: p.as_ptr(),
+                len: p.len(),
+            })
+            .collect();
+        let mut check = CheckFn(|| Ok::<(), ()>(()));
+        let got = unsafe {
+            write_files(
+                libc::AT_FDCWD,
+                &paths_of(&targets),
+                &data,
+                0o600,
+                false,
+                tuning,
+                &mut check,
+            )
+        }
+        .unwrap();
+        assert_eq!(got, [21, 1, 6, 3]);
+        assert_eq!(std::fs::read(&path).unwrap(), b"3rd", "{tuning:?}");
+        assert_eq!(std::fs::read(&other).unwrap(), b"o");
+    }
+}
+
+/// A sink whose allocation changes the file between `fstat` and the read: the
+/// follow-up must read to EOF whatever the size said.
+struct Resizing {
+    inner: Collect,
+    path: PathBuf,
+    new_len: usize,
+}
+
+impl Check for Resizing {
+    type Error = &'static str;
+    fn check(&mut self) -> Result<(), &'static str> {
+        self.inner.check()
+    }
+}
+
+impl ReadSink for Resizing {
+    type Big = Vec<u8>;
+
+    fn deliver(&mut self, files: &[Finished<'_>]) -> Result<(), &'static str> {
+        self.inner.deliver(files)
+    }
+
+    fn alloc(&mut self, len: usize) -> Result<Vec<u8>, &'static str> {
+        let data: Vec<u8> = (0..self.new_len).map(|i| (i % 199) as u8).collect();
+        std::fs::write(&self.path, data).unwrap();
+        self.inner.alloc(len)
+    }
+
+    fn as_mut_ptr(big: &mut Vec<u8>) -> *mut u8 {
+        big.as_mut_ptr()
+    }
+
+    fn finish(
+        &mut self,
+        index: usize,
+        big: Option<Vec<u8>>,
+        filled: usize,
+        tail: &[u8],
+    ) -> Result<(), &'static str> {
+        self.inner.finish(index, big, filled, tail)
+    }
+}
+
+#[test]
+fn a_file_that_grows_or_shrinks_during_its_follow_up_is_read_to_eof() {
+    let dir = TempDir::new("resize");
+    for new_len in [300_000, 5_000, 0] {
+        let path = dir.file("changing", 100_000);
+        let mut sink = Resizing {
+            inner: Collect::new(1),
+            path: path.clone(),
+            new_len,
+        };
+        let tuning = Tuning {
+            buffer: 4096,
+            ..Tuning::default()
+        };
+        read_files(
+            libc::AT_FDCWD,
+            &paths_of(std::slice::from_ref(&path)),
+            tuning,
+            &mut sink,
+        )
+        .unwrap();
+        let got = sink.inner.results[0].clone().unwrap().unwrap();
+        assert_eq!(got, std::fs::read(&path).unwrap(), "resized to {new_len}");
+    }
+}
