@@ -57,28 +57,8 @@ def check_paths(paths: list[Any]) -> None:
 def read_files(paths: list[Any], *, dir_fd: int | None, return_exceptions: bool) -> list[Any]:
     """The content of each file (or its OSError); see :func:`uringq.read_files`."""
     check_paths(paths)
-    read, close, size = os.read, os.close, FIRST_READ
-    out: list[Any] = []
-    append = out.append
-    names: Iterator[Any] = iter(paths)
-    errors: list[int] = []
-    while True:
-        try:
-            # No signal check between os.open returning and `fd` being bound (see the
-            # module docstring): the finally below always sees the descriptor.
-            for fd in _opened(names, os.O_RDONLY, None, dir_fd):
-                try:
-                    data = read(fd, size)
-                    probe = read(fd, 1)
-                    if probe:
-                        data = _read_on(fd, data, probe)
-                finally:
-                    close(fd)
-                append(data)
-            break
-        except OSError as exc:
-            _failed(out, errors, exc, paths)
-    return _finish(out, errors, return_exceptions)
+    opener = _opener(os.O_RDONLY, None, dir_fd)
+    return _each_file(paths, opener, _read_open_file, return_exceptions)
 
 
 def write_files(
@@ -93,49 +73,64 @@ def write_files(
     """Bytes written per file (or its OSError); see :func:`uringq.write_files`."""
     check_paths(paths)
     views = [_checks.write_source(buf) for buf in data]
-    close = os.close
+
+    def write(fd: int, index: int) -> int:
+        return _write_open_file(fd, views[index], fsync)
+
+    opener = _opener(os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode, dir_fd)
+    return _each_file(paths, opener, write, return_exceptions)
+
+
+def _opener(
+    flags: int, mode: int | None, dir_fd: int | None
+) -> Callable[[Iterator[Any]], Iterator[int]]:
+    """``os.open`` over the names, as a C-level ``map`` (no bytecode runs between the call
+    and the loop variable), with positional arguments: keyword ones cost a fifth of the
+    loop."""
+    flags |= os.O_CLOEXEC
+    call: Callable[..., int] = os.open if dir_fd is None else partial(os.open, dir_fd=dir_fd)
+    if mode is None:
+        return lambda names: map(call, names, repeat(flags))
+    return lambda names: map(call, names, repeat(flags), repeat(mode))
+
+
+def _each_file(
+    paths: list[Any],
+    opener: Callable[[Iterator[Any]], Iterator[int]],
+    use: Callable[[int, int], Any],
+    return_exceptions: bool,
+) -> list[Any]:
+    """``use(fd, index)`` on each opened file, which is closed whatever happens; each
+    OSError is recorded in its file's slot, with the path as given."""
     out: list[Any] = []
     append = out.append
+    close = os.close
     names: Iterator[Any] = iter(paths)
     errors: list[int] = []
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
     while True:
         try:
-            for fd in _opened(names, flags, mode, dir_fd):  # as in read_files
+            # No signal check between os.open returning and `fd` being bound (see the
+            # module docstring): the finally below always sees the descriptor.
+            for fd in opener(names):
                 try:
-                    written = _write_open_file(fd, views[len(out)], fsync)
+                    result = use(fd, len(out))
                 finally:
                     close(fd)
-                append(written)
+                append(result)
             break
-        except OSError as exc:
-            _failed(out, errors, exc, paths)
-    return _finish(out, errors, return_exceptions)
-
-
-def _opened(
-    names: Iterator[Any], flags: int, mode: int | None, dir_fd: int | None
-) -> Iterator[int]:
-    """``os.open`` of each name, as a C-level ``map`` (so no bytecode runs between the
-    call and the loop variable), with positional arguments where ``dir_fd`` allows."""
-    flags |= os.O_CLOEXEC
-    opener: Callable[..., int] = os.open if dir_fd is None else partial(os.open, dir_fd=dir_fd)
-    if mode is None:
-        return map(opener, names, repeat(flags))
-    return map(opener, names, repeat(flags), repeat(mode))
-
-
-def _failed(out: list[Any], errors: list[int], exc: OSError, paths: list[Any]) -> None:
-    """Record the failure of the next file, with the path as given."""
-    errors.append(len(out))
-    out.append(OSError(exc.errno, exc.strerror, paths[len(out)]))
-
-
-def _finish(out: list[Any], errors: list[int], return_exceptions: bool) -> list[Any]:
+        except OSError as exc:  # the next file failed; go on after it
+            errors.append(len(out))
+            append(OSError(exc.errno, exc.strerror, paths[len(out)]))
     if errors and not return_exceptions:
         error: OSError = out[errors[0]]
         raise error
     return out
+
+
+def _read_open_file(fd: int, _index: int) -> bytes:
+    data = os.read(fd, FIRST_READ)
+    probe = os.read(fd, 1)
+    return _read_on(fd, data, probe) if probe else data
 
 
 def _read_on(fd: int, head: bytes, probe: bytes) -> bytes:

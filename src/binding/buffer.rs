@@ -4,9 +4,10 @@
 
 use std::mem::MaybeUninit;
 
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyMemoryError, PyTypeError};
 use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 
 /// Whether the kernel will write into the buffer.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -65,4 +66,23 @@ impl Drop for RawBuffer {
         // SAFETY: releases the export taken in `get`, exactly once, holding the GIL.
         Python::attach(|_| unsafe { ffi::PyBuffer_Release(&mut *self.0) });
     }
+}
+
+/// A new `bytes` object of `len` bytes with uninitialised content, and the address of
+/// that content, for the kernel (or a read) to fill in place.
+///
+/// # Safety
+/// Nobody may see the object before its content is written; a part left unwritten must
+/// never be exposed (copy the written part into a new object instead).
+pub unsafe fn uninit_bytes(py: Python<'_>, len: usize) -> PyResult<(Bound<'_, PyBytes>, *mut u8)> {
+    let size = ffi::Py_ssize_t::try_from(len).map_err(|_| PyMemoryError::new_err(()))?;
+    // SAFETY: a fresh bytes object (never a shared empty or one-byte one when len > 0:
+    // CPython shares only objects it fills itself).
+    let bytes = unsafe {
+        Bound::from_owned_ptr_or_err(py, ffi::PyBytes_FromStringAndSize(std::ptr::null(), size))?
+            .cast_into_unchecked::<PyBytes>()
+    };
+    // SAFETY: `bytes` is a bytes object; its storage lives as long as it does.
+    let ptr = unsafe { ffi::PyBytes_AsString(bytes.as_ptr()) }.cast::<u8>();
+    Ok((bytes, ptr))
 }

@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyList, PyString};
 
-use super::buffer::{Access, RawBuffer};
+use super::buffer::{uninit_bytes, Access, RawBuffer};
 use super::errors::to_pyerr;
 use crate::core::{
     self, strerror, BatchError, Check, CheckFn, Data, Error, Finished, Mode, Paths, ReadSink,
@@ -240,20 +240,9 @@ impl ReadSink for BytesSink {
     }
 
     fn alloc(&mut self, len: usize) -> PyResult<BigBytes> {
-        let size = ffi::Py_ssize_t::try_from(len)
-            .map_err(|_| pyo3::exceptions::PyMemoryError::new_err(()))?;
         Python::attach(|py| {
-            // SAFETY: a fresh, uninitialised bytes object of `size` > 0 bytes, private to
-            // us until `finish` exposes exactly the part that was written.
-            let bytes = unsafe {
-                Bound::from_owned_ptr_or_err(
-                    py,
-                    ffi::PyBytes_FromStringAndSize(std::ptr::null(), size),
-                )?
-                .cast_into_unchecked::<PyBytes>()
-            };
-            // SAFETY: `bytes` is a bytes object; its storage lives as long as it does.
-            let ptr = unsafe { ffi::PyBytes_AsString(bytes.as_ptr()) }.cast::<u8>();
+            // SAFETY: private to us until `finish` exposes exactly the part read().
+            let (bytes, ptr) = unsafe { uninit_bytes(py, len)? };
             Ok(BigBytes {
                 bytes: Some(bytes.unbind()),
                 ptr,

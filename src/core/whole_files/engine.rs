@@ -318,7 +318,7 @@ impl<'a, J: Job> Run<'a, J> {
     }
 
     /// True once every file was handed out and every chain has finished.
-    pub fn idle(&self) -> bool {
+    fn idle(&self) -> bool {
         self.live == 0 && (self.aborted || (self.next == self.paths.len() && self.retry.is_empty()))
     }
 
@@ -328,7 +328,7 @@ impl<'a, J: Job> Run<'a, J> {
 
     /// Starts chains for the next files while slots are free. An exclusive job's file
     /// whose path is in flight waits (and the files after it) until that chain is done.
-    pub fn refill(&mut self) {
+    fn refill(&mut self) {
         while !self.aborted && self.live < self.cap {
             let file = match self.retry.last() {
                 Some(&file) => file,
@@ -412,11 +412,27 @@ impl<'a, J: Job> Run<'a, J> {
             .expect("the SQ is sized for 4 entries per slot");
     }
 
+    /// One round: refills the window, waits, and puts the slots whose chain finished in
+    /// `done`. `Ok(false)` once every file is done; a failed wait aborts the run.
+    pub fn step(&mut self, done: &mut Vec<u32>) -> io::Result<bool> {
+        self.refill();
+        if self.idle() {
+            return Ok(false);
+        }
+        if let Err(e) = self.wait() {
+            self.abort();
+            return Err(e);
+        }
+        done.clear();
+        self.reap(done);
+        Ok(true)
+    }
+
     /// Submits what is queued and waits up to 100 ms for the chains of about half the
     /// files in flight to finish (at least one completion each): with DEFER_TASKRUN the
     /// kernel runs the chains' linked requests while we wait, a few at a time, so asking
     /// for one completion would cost an `io_uring_enter` per few files.
-    pub fn wait(&mut self) -> io::Result<()> {
+    fn wait(&mut self) -> io::Result<()> {
         let slice = types::Timespec::from(CHECK_EVERY);
         let args = types::SubmitArgs::new().timespec(&slice);
         let want = (self.live / 2).max(1);
@@ -439,7 +455,7 @@ impl<'a, J: Job> Run<'a, J> {
     }
 
     /// Takes every completion; appends the slots whose chain finished to `done`.
-    pub fn reap(&mut self, done: &mut Vec<u32>) {
+    fn reap(&mut self, done: &mut Vec<u32>) {
         let mut cqes = Vec::new();
         self.ring
             .ring

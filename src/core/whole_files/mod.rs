@@ -107,43 +107,44 @@ fn drive_reads<S: ReadSink>(
     sink: &mut S,
 ) -> Result<(), BatchError<S::Error>> {
     let mut run = Run::new(ring, job, paths, dir_fd, slots, tuning);
-    let mut clock = Clock::new();
-    let (mut done, mut big) = (Vec::new(), Vec::new());
-    loop {
-        run.refill();
-        if run.idle() {
-            return Ok(());
-        }
-        if let Err(e) = run.wait() {
-            run.abort();
-            return Err(BatchError::Os(e));
-        }
-        done.clear();
-        run.reap(&mut done);
+    let mut big = Vec::new();
+    drive(&mut run, sink, |run, done, sink, clock| {
         let files: Vec<Finished<'_>> = done
             .iter()
             .filter_map(|&slot| job.outcome(slot, run.slot(slot), &mut big))
             .collect();
-        let mut outcome = if files.is_empty() {
-            Ok(())
-        } else {
-            sink.deliver(&files)
-        };
-        drop(files);
-        run.release(&done);
-        for file in big.drain(..) {
-            if outcome.is_ok() {
-                outcome = follow_up::read_whole(dir_fd, paths.get(file), file, sink, &mut clock);
-            }
+        if !files.is_empty() {
+            sink.deliver(&files)?;
         }
+        for file in big.drain(..) {
+            follow_up::read_whole(dir_fd, paths.get(file), file, sink, clock)?;
+        }
+        Ok(())
+    })
+}
+
+/// Runs `run` to its end: after each wait, `handle` gets the slots whose chains finished
+/// (before they are reused), and the caller's check runs about every 100 ms. An error of
+/// either ends the run early (whatever the kernel holds is cancelled and reaped).
+fn drive<J: Job, C: Check>(
+    run: &mut Run<'_, J>,
+    check: &mut C,
+    mut handle: impl FnMut(&Run<'_, J>, &[u32], &mut C, &mut Clock) -> Result<(), C::Error>,
+) -> Result<(), BatchError<C::Error>> {
+    let mut clock = Clock::new();
+    let mut done = Vec::new();
+    while run.step(&mut done).map_err(BatchError::Os)? {
+        let mut outcome = handle(run, &done, check, &mut clock);
+        run.release(&done);
         if outcome.is_ok() && clock.due() {
-            outcome = sink.check();
+            outcome = check.check();
         }
         if let Err(e) = outcome {
             run.abort();
             return Err(BatchError::Signal(e));
         }
     }
+    Ok(())
 }
 
 /// Room after each read slot for its EOF probe (keeps the next slot cache-line aligned).
@@ -277,54 +278,24 @@ fn drive_writes<C: Check>(
     results: &mut [i64],
 ) -> Result<(), BatchError<C::Error>> {
     let mut run = Run::new(ring, job, paths, dir_fd, slots, tuning);
-    let mut clock = Clock::new();
-    let mut done = Vec::new();
-    loop {
-        run.refill();
-        if run.idle() {
-            return Ok(());
-        }
-        if let Err(e) = run.wait() {
-            run.abort();
-            return Err(BatchError::Os(e));
-        }
-        done.clear();
-        run.reap(&mut done);
-        let mut outcome = Ok(());
-        for &slot in &done {
-            let s = *run.slot(slot);
+    drive(&mut run, check, |run, done, check, clock| {
+        for &slot in done {
+            let s = run.slot(slot);
             let data = job.data[s.file];
             results[s.file] = match s.write_error() {
                 Some(e) => i64::from(e),
                 None if s.data as usize == data.len => data.len as i64,
-                None if outcome.is_ok() => {
+                None => {
                     // Short, or capped at CHUNK: finish it on a new open.
                     // SAFETY: the caller keeps `data` valid for the call.
                     let bytes = unsafe { std::slice::from_raw_parts(data.ptr, data.len) };
-                    let path = paths.get(s.file);
-                    let from = s.data as usize;
-                    match follow_up::write_rest(
-                        dir_fd, path, bytes, from, job.fsync, check, &mut clock,
-                    ) {
-                        Ok(r) => r,
-                        Err(e) => {
-                            outcome = Err(e);
-                            0
-                        }
-                    }
+                    let (path, from) = (paths.get(s.file), s.data as usize);
+                    follow_up::write_rest(dir_fd, path, bytes, from, job.fsync, check, clock)?
                 }
-                None => 0,
             };
         }
-        run.release(&done);
-        if outcome.is_ok() && clock.due() {
-            outcome = check.check();
-        }
-        if let Err(e) = outcome {
-            run.abort();
-            return Err(BatchError::Signal(e));
-        }
-    }
+        Ok(())
+    })
 }
 
 /// Writes: each chain writes its file's data (at most CHUNK bytes; the rest follows up).

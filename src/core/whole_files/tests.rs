@@ -49,6 +49,9 @@ struct Collect {
     results: Vec<Option<Result<Vec<u8>, i32>>>,
     checks: usize,
     fail_after: Option<usize>,
+    /// Rewrites this file with this many bytes when a follow-up allocates its buffer:
+    /// the file changes between its `fstat` and its read.
+    resize_on_alloc: Option<(PathBuf, usize)>,
 }
 
 impl Collect {
@@ -87,6 +90,10 @@ impl ReadSink for Collect {
     }
 
     fn alloc(&mut self, len: usize) -> Result<Vec<u8>, &'static str> {
+        if let Some((path, new_len)) = &self.resize_on_alloc {
+            let data: Vec<u8> = (0..*new_len).map(|i| (i % 199) as u8).collect();
+            std::fs::write(path, data).unwrap();
+        }
         Ok(vec![0xAA; len])
     }
 
@@ -275,6 +282,31 @@ fn a_failing_check_ends_a_run_stuck_on_a_fifo() {
     }
 }
 
+/// `write_files` of `payloads` to `targets` with an always-passing check.
+fn write_all(targets: &[PathBuf], payloads: &[&[u8]], fsync: bool, tuning: Tuning) -> Vec<i64> {
+    let data: Vec<Data> = payloads
+        .iter()
+        .map(|p| Data {
+            ptr: p.as_ptr(),
+            len: p.len(),
+        })
+        .collect();
+    let mut check = CheckFn(|| Ok::<(), ()>(()));
+    // SAFETY: `payloads` outlive the call.
+    unsafe {
+        write_files(
+            libc::AT_FDCWD,
+            &paths_of(targets),
+            &data,
+            0o640,
+            fsync,
+            tuning,
+            &mut check,
+        )
+    }
+    .unwrap()
+}
+
 #[test]
 fn writes_create_truncate_and_report_errors() {
     let dir = TempDir::new("writes");
@@ -289,26 +321,7 @@ fn writes_create_truncate_and_report_errors() {
     let payloads: [&[u8]; 5] = [b"hello", b"short", b"lost", b"dir", b""];
     for tuning in tunings(2, 64) {
         for fsync in [false, true] {
-            let data: Vec<Data> = payloads
-                .iter()
-                .map(|p| Data {
-                    ptr: p.as_ptr(),
-                    len: p.len(),
-                })
-                .collect();
-            let mut check = CheckFn(|| Ok::<(), ()>(()));
-            let got = unsafe {
-                write_files(
-                    libc::AT_FDCWD,
-                    &paths_of(&targets),
-                    &data,
-                    0o640,
-                    fsync,
-                    tuning,
-                    &mut check,
-                )
-            }
-            .unwrap();
+            let got = write_all(&targets, &payloads, fsync, tuning);
             let expected = [5, 5, -libc::ENOENT as i64, -libc::EISDIR as i64, 0];
             assert_eq!(got, expected, "{tuning:?} fsync={fsync}");
             assert_eq!(std::fs::read(&targets[0]).unwrap(), b"hello");
@@ -326,23 +339,7 @@ fn a_write_longer_than_a_chunk_is_completed_by_its_follow_up() {
         .map(|i| (i % 251) as u8)
         .collect();
     for tuning in tunings(2, 64) {
-        let data = [Data {
-            ptr: payload.as_ptr(),
-            len: payload.len(),
-        }];
-        let mut check = CheckFn(|| Ok::<(), ()>(()));
-        let got = unsafe {
-            write_files(
-                libc::AT_FDCWD,
-                &paths_of(std::slice::from_ref(&target)),
-                &data,
-                0o600,
-                true,
-                tuning,
-                &mut check,
-            )
-        }
-        .unwrap();
+        let got = write_all(std::slice::from_ref(&target), &[&payload], true, tuning);
         assert_eq!(got, [payload.len() as i64]);
         assert!(std::fs::read(&target).unwrap() == payload);
     }
@@ -356,72 +353,10 @@ fn a_path_written_twice_ends_with_the_last_data() {
     let targets = [path.clone(), other.clone(), path.clone(), path.clone()];
     let payloads: [&[u8]; 4] = [b"first, longest of all", b"o", b"second", b"3rd"];
     for tuning in tunings(4, 64) {
-        let data: Vec<Data> = payloads
-            .iter()
-            .map(|p| Data {
-                ptr: p.as_ptr(),
-                len: p.len(),
-            })
-            .collect();
-        let mut check = CheckFn(|| Ok::<(), ()>(()));
-        let got = unsafe {
-            write_files(
-                libc::AT_FDCWD,
-                &paths_of(&targets),
-                &data,
-                0o600,
-                false,
-                tuning,
-                &mut check,
-            )
-        }
-        .unwrap();
+        let got = write_all(&targets, &payloads, false, tuning);
         assert_eq!(got, [21, 1, 6, 3]);
         assert_eq!(std::fs::read(&path).unwrap(), b"3rd", "{tuning:?}");
         assert_eq!(std::fs::read(&other).unwrap(), b"o");
-    }
-}
-
-/// A sink whose allocation changes the file between `fstat` and the read: the
-/// follow-up must read to EOF whatever the size said.
-struct Resizing {
-    inner: Collect,
-    path: PathBuf,
-    new_len: usize,
-}
-
-impl Check for Resizing {
-    type Error = &'static str;
-    fn check(&mut self) -> Result<(), &'static str> {
-        self.inner.check()
-    }
-}
-
-impl ReadSink for Resizing {
-    type Big = Vec<u8>;
-
-    fn deliver(&mut self, files: &[Finished<'_>]) -> Result<(), &'static str> {
-        self.inner.deliver(files)
-    }
-
-    fn alloc(&mut self, len: usize) -> Result<Vec<u8>, &'static str> {
-        let data: Vec<u8> = (0..self.new_len).map(|i| (i % 199) as u8).collect();
-        std::fs::write(&self.path, data).unwrap();
-        self.inner.alloc(len)
-    }
-
-    fn as_mut_ptr(big: &mut Vec<u8>) -> *mut u8 {
-        big.as_mut_ptr()
-    }
-
-    fn finish(
-        &mut self,
-        index: usize,
-        big: Option<Vec<u8>>,
-        filled: usize,
-        tail: &[u8],
-    ) -> Result<(), &'static str> {
-        self.inner.finish(index, big, filled, tail)
     }
 }
 
@@ -430,11 +365,8 @@ fn a_file_that_grows_or_shrinks_during_its_follow_up_is_read_to_eof() {
     let dir = TempDir::new("resize");
     for new_len in [300_000, 5_000, 0] {
         let path = dir.file("changing", 100_000);
-        let mut sink = Resizing {
-            inner: Collect::new(1),
-            path: path.clone(),
-            new_len,
-        };
+        let mut sink = Collect::new(1);
+        sink.resize_on_alloc = Some((path.clone(), new_len));
         let tuning = Tuning {
             buffer: 4096,
             ..Tuning::default()
@@ -446,7 +378,7 @@ fn a_file_that_grows_or_shrinks_during_its_follow_up_is_read_to_eof() {
             &mut sink,
         )
         .unwrap();
-        let got = sink.inner.results[0].clone().unwrap().unwrap();
+        let got = sink.results[0].clone().unwrap().unwrap();
         assert_eq!(got, std::fs::read(&path).unwrap(), "resized to {new_len}");
     }
 }
