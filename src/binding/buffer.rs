@@ -4,7 +4,7 @@
 
 use std::mem::MaybeUninit;
 
-use pyo3::exceptions::{PyMemoryError, PyTypeError};
+use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -68,16 +68,13 @@ impl Drop for RawBuffer {
     }
 }
 
-/// A new `bytes` object of `len` bytes with uninitialised content, and the address of
-/// that content, for the kernel (or a read) to fill in place.
-///
-/// # Safety
-/// Nobody may see the object before its content is written; a part left unwritten must
-/// never be exposed (copy the written part into a new object instead).
-pub unsafe fn uninit_bytes(py: Python<'_>, len: usize) -> PyResult<(Bound<'_, PyBytes>, *mut u8)> {
-    let size = ffi::Py_ssize_t::try_from(len).map_err(|_| PyMemoryError::new_err(()))?;
-    // SAFETY: a fresh bytes object (never a shared empty or one-byte one when len > 0:
-    // CPython shares only objects it fills itself).
+/// A new `bytes` object of `size` bytes for the kernel to fill, and where they start.
+/// Only the part the kernel wrote may ever be exposed (the caller's duty).
+pub fn uninit_bytes(py: Python<'_>, size: usize) -> PyResult<(Bound<'_, PyBytes>, *mut u8)> {
+    let size = ffi::Py_ssize_t::try_from(size)
+        .map_err(|_| pyo3::exceptions::PyValueError::new_err("size out of range"))?;
+    // SAFETY: a fresh, uninitialised `bytes` of `size` bytes (never a shared object when
+    // `size` > 0: CPython shares only the empty and, from data, one-byte objects).
     let bytes = unsafe {
         Bound::from_owned_ptr_or_err(py, ffi::PyBytes_FromStringAndSize(std::ptr::null(), size))?
             .cast_into_unchecked::<PyBytes>()

@@ -241,8 +241,8 @@ impl ReadSink for BytesSink {
 
     fn alloc(&mut self, len: usize) -> PyResult<BigBytes> {
         Python::attach(|py| {
-            // SAFETY: private to us until `finish` exposes exactly the part read().
-            let (bytes, ptr) = unsafe { uninit_bytes(py, len)? };
+            // Private to us until `finish` exposes exactly the part read() wrote.
+            let (bytes, ptr) = uninit_bytes(py, len)?;
             Ok(BigBytes {
                 bytes: Some(bytes.unbind()),
                 ptr,
