@@ -61,7 +61,7 @@ def read_files(
     each failed file's exception takes its slot. Ctrl-C stops it within about 100 ms;
     no descriptor is ever left open.
     """
-    names = paths if type(paths) is list else list(paths)
+    names = list(paths)  # our own list: the caller's may change while the GIL is released
     fd = _dir_fd(dir_fd)
     reader = getattr(resolve_provider(provider).provider_class, "read_files", None)
     if reader is None:

@@ -231,12 +231,12 @@ impl ReadSink for BytesSink {
         Python::attach(|py| {
             for file in files {
                 match file.result {
-                    Ok(data) => self.results[file.index] = Some(PyBytes::new(py, data).unbind()),
+                    Ok(data) => self.results[file.index] = Some(bytes_of(py, data)?),
                     Err(errno) => self.errors.push((file.index, errno)),
                 }
             }
-        });
-        Ok(())
+            Ok(())
+        })
     }
 
     fn alloc(&mut self, len: usize) -> PyResult<BigBytes> {
@@ -277,12 +277,25 @@ impl ReadSink for BytesSink {
                     })?
                     .unbind()
                 }
-                None => PyBytes::new(py, tail).unbind(),
+                None => bytes_of(py, tail)?,
             };
             self.results[index] = Some(value);
             Ok(())
         })
     }
+}
+
+/// `bytes(data)`, or MemoryError (where `PyBytes::new` would panic).
+fn bytes_of(py: Python<'_>, data: &[u8]) -> PyResult<Py<PyBytes>> {
+    // SAFETY: copies `data.len()` bytes from a live slice into a new object.
+    let bytes = unsafe {
+        Bound::from_owned_ptr_or_err(
+            py,
+            ffi::PyBytes_FromStringAndSize(data.as_ptr().cast(), data.len() as ffi::Py_ssize_t),
+        )?
+    };
+    // SAFETY: PyBytes_FromStringAndSize returns a bytes object.
+    Ok(unsafe { bytes.cast_into_unchecked::<PyBytes>() }.unbind())
 }
 
 /// A `bytes` object a follow-up read fills with the GIL released; released with the GIL.

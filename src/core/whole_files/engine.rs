@@ -120,8 +120,8 @@ pub struct FilesRing {
     table: u32,
     /// Slots the SQ and CQ are sized for.
     capacity: u32,
-    /// Read slots, `capacity * buffer` bytes, allocated on first use.
-    pub buffer: Vec<u8>,
+    /// Read slots, allocated on first use.
+    buffer: Vec<u8>,
     generation: u64,
 }
 
