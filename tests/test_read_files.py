@@ -125,6 +125,12 @@ def test_embedded_nul_raises_value_error_before_anything(
     assert open_fds() == before
 
 
+@pytest.mark.parametrize("single", ["/etc/passwd", b"/etc/passwd", pathlib.Path("/etc/passwd")])
+def test_a_single_path_instead_of_a_list_raises_type_error(provider: str, single: Any) -> None:
+    with pytest.raises(TypeError, match="iterable of paths"):
+        uringq.read_files(single, provider=provider)
+
+
 @pytest.mark.parametrize("bad", [3, None, 1.5, bytearray(b"/etc/passwd")])
 def test_a_non_path_raises_type_error(provider: str, bad: Any) -> None:
     with pytest.raises(TypeError, match=r"str, bytes or os\.PathLike"):

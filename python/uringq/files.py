@@ -61,6 +61,11 @@ def read_files(
     each failed file's exception takes its slot. Ctrl-C stops it within about 100 ms;
     no descriptor is ever left open.
     """
+    if isinstance(paths, str | bytes | os.PathLike):
+        raise TypeError(
+            f"paths must be an iterable of paths, not one {type(paths).__name__} path"
+            " (wrap it in a list)"
+        )
     names = list(paths)  # our own list: the caller's may change while the GIL is released
     fd = _dir_fd(dir_fd)
     reader = getattr(resolve_provider(provider).provider_class, "read_files", None)
