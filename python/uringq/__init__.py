@@ -36,6 +36,7 @@ from uringq._registry import (
     register_provider,
     unregister_provider,
 )
+from uringq.files import read_files, write_files
 
 
 def _version() -> str:
@@ -66,6 +67,8 @@ __all__ = [
     "best_provider",
     "get_provider",
     "providers",
+    "read_files",
     "register_provider",
     "unregister_provider",
+    "write_files",
 ]

@@ -20,7 +20,16 @@ class _HasFileno(Protocol):
 _Fd = int | _HasFileno
 _Path = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 
-__all__ = ["Completion", "NativeQueue", "fork_generation", "probe", "probed_opcodes"]
+__all__ = [
+    "Completion",
+    "NativeQueue",
+    "fork_generation",
+    "probe",
+    "probed_opcodes",
+    "read_files",
+    "whole_files_mode",
+    "write_files",
+]
 
 def probe() -> tuple[bool, str | None]:
     """Check that io_uring can be used here: ``(True, None)`` or ``(False, reason)``.
@@ -38,6 +47,37 @@ def probed_opcodes() -> list[tuple[str, bool]]:
 
 def fork_generation() -> int:
     """How many times this process image has forked (counted by a pthread_atfork handler)."""
+
+def whole_files_mode() -> str | None:
+    """How whole-file chains open files here: ``"direct"`` (direct descriptors, 5.17+),
+    ``"plain"`` (ordinary descriptors), or ``None`` (no OPENAT/CLOSE: not available)."""
+
+def read_files(
+    paths: list[Any],
+    *,
+    dir_fd: int | None = None,
+    return_exceptions: bool = False,
+    _window: int | None = None,
+    _buffer: int | None = None,
+    _plain: bool = False,
+) -> list[Any]:
+    """Each path's whole content (``bytes``) or, with ``return_exceptions``, its ``OSError``;
+    one linked chain per file on a private ring, the GIL released. Use ``uringq.read_files``.
+    The ``_`` arguments size the run (tests only)."""
+
+def write_files(
+    paths: list[Any],
+    data: list[Buffer],
+    *,
+    mode: int = 0o666,
+    fsync: bool = False,
+    dir_fd: int | None = None,
+    return_exceptions: bool = False,
+    _window: int | None = None,
+    _plain: bool = False,
+) -> list[Any]:
+    """Creates or truncates each path and writes ``data[i]`` whole; bytes written per file
+    (or its ``OSError``). Use ``uringq.write_files``."""
 
 @final
 class Completion:

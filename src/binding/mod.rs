@@ -10,6 +10,7 @@ mod queue;
 mod reap;
 mod requests;
 mod stat;
+mod whole_files;
 
 use pyo3::prelude::*;
 
@@ -42,6 +43,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(probe, m)?)?;
     m.add_function(wrap_pyfunction!(probed_opcodes, m)?)?;
     m.add_function(wrap_pyfunction!(fork_generation, m)?)?;
+    m.add_function(wrap_pyfunction!(whole_files::read_files, m)?)?;
+    m.add_function(wrap_pyfunction!(whole_files::write_files, m)?)?;
+    m.add_function(wrap_pyfunction!(whole_files::whole_files_mode, m)?)?;
     // Start counting forks now, before anything can fork.
     core::fork_generation();
     Ok(())

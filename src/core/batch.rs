@@ -298,7 +298,7 @@ impl Batch<'_> {
 
 /// Cancels everything in a private ring: synchronously where the kernel can (6.0+),
 /// else with an AsyncCancel SQE (its completion carries an id no request has).
-fn cancel_private(ring: &mut IoUring) {
+pub(super) fn cancel_private(ring: &mut IoUring) {
     let any = types::CancelBuilder::any();
     let timeout = types::Timespec::new().sec(1);
     if ring
@@ -337,7 +337,7 @@ pub enum BatchError<E> {
 
 /// A ring for one thread's hot loop: SINGLE_ISSUER + DEFER_TASKRUN (6.1+) where the
 /// kernel has them, else COOP_TASKRUN (5.19+), else a plain ring.
-fn private_ring(depth: u32) -> io::Result<IoUring> {
+pub(super) fn private_ring(depth: u32) -> io::Result<IoUring> {
     let build = |flags: u8| {
         let mut b = IoUring::<squeue::Entry, cqueue::Entry>::builder();
         b.setup_cqsize(depth * 2);

@@ -1,6 +1,6 @@
 //! The plain-Rust core of uringq: an io_uring queue with an op table, an eventfd waiter,
-//! a fixed-file table, a kernel probe and a batch engine. No PyO3 types live here, so
-//! `cargo test` exercises it directly.
+//! a fixed-file table, a kernel probe, a batch engine and a whole-file engine. No PyO3
+//! types live here, so `cargo test` exercises it directly.
 
 mod batch;
 mod chains;
@@ -21,6 +21,7 @@ mod slab;
 mod state;
 #[cfg(test)]
 mod testing;
+mod whole_files;
 
 pub use batch::{Batch, BatchCache, BatchDir, BatchError, Registered};
 pub use error::{Error, WaitError};
@@ -30,3 +31,7 @@ pub use ops::{timespec, Link, Op, Request, AT_FDCWD};
 pub use probe::{probe, probed_opcodes, strerror, Unsupported};
 pub use queue::{Queue, MAX_CQ_ENTRIES, MAX_SQ_ENTRIES};
 pub use state::{Done, Extra};
+pub use whole_files::{
+    mode as whole_files_mode, read_files, write_files, Check, CheckFn, Data, EmbeddedNul, Finished,
+    Mode, Paths, ReadSink, Tuning,
+};
