@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias
 from uringq import _checks
 from uringq._errors import Interrupted, QueueBusy, QueueClosed, QueueEmpty, QueueFull
 from uringq._queue import IoQueue
+from uringq.aio._ops import OPERATIONS, Operation, Operations
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -83,13 +84,15 @@ _drivers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, weakref.ref[Drive
 )
 
 
-class Driver:
+class Driver(Operations):
     """The queue of one event loop and the glue between its completions and futures.
 
     Get it with :func:`get_driver`; every request method returns an
     :class:`asyncio.Future` whose result is the completion's result (bytes transferred)
     and whose exception is the completion's error. fds must be registered with
-    :meth:`register` (:func:`open` does it for its files).
+    :meth:`register` for the data requests (:func:`open` does it for its files); the
+    file and path operations (:meth:`openat`, :meth:`statx`, ...; see
+    :class:`~uringq.aio._ops.Operations`) take any path or fd.
     """
 
     __slots__ = (
@@ -102,6 +105,7 @@ class Driver:
         "_create_future",
         "_fileno",
         "_flush_scheduled",
+        "_ops",
         "_prepare_read",
         "_prepare_read_bytes",
         "_prepare_write",
@@ -147,6 +151,7 @@ class Driver:
         self._flush_scheduled = False
         self._closing_fds: dict[int, bool] = {}  # fd -> os.close() it once deregistered
         self._retry_handle: asyncio.TimerHandle | None = None
+        self._ops = {name for name in OPERATIONS if hasattr(queue, name)}
         self._fileno = queue.fileno()
         try:
             loop.add_reader(self._fileno, self._reap)
@@ -195,6 +200,22 @@ class Driver:
             return
         if close:
             os.close(number)
+
+    def release_fd(self, fd: int) -> bool:
+        """Deregister ``fd`` before its owner closes it: True if that may happen now.
+
+        False if requests still use it (cancelled ones whose completion has not
+        arrived): the driver then closes it itself (``os.close``) once they are done.
+        """
+        if self.closed:
+            return True
+        try:
+            self.queue.deregister(fd)
+        except QueueBusy:
+            self._closing_fds[fd] = True
+            self._schedule_retry()
+            return False
+        return True
 
     # -- requests ---------------------------------------------------------------------
     def read_into(self, fd: int, offset: int, buf: Buffer) -> asyncio.Future[int]:
@@ -304,8 +325,10 @@ class Driver:
                 queue.prepare_sync(fd, target, datasync=arg)
             elif kind == _READV:
                 queue.prepare_readv(fd, offset, arg, target)
-            else:
+            elif kind == _WRITEV:
                 queue.prepare_writev(fd, offset, arg, target)
+            else:  # _ops.OP
+                self._prepare_operation(arg, target)
         except QueueFull:
             return False
         except Exception as exc:
@@ -378,6 +401,8 @@ class Driver:
                         fut.set_result(bytes(buf) if n == len(buf) else bytes(buf[:n]))
                     else:
                         fut.set_exception(error)
+            elif type(target) is Operation:
+                target.settle(completion)
             else:
                 if target.done():
                     continue

@@ -1,79 +1,139 @@
-"""``uringq.aio.open``: mode parsing and the awaitable / async context manager it returns."""
+"""``uringq.aio.open``: the builtin ``open`` for asyncio.
+
+The arguments are checked at the call, with the builtin's exceptions and messages; the
+file is opened when the result is awaited (``f = await open(...)``) or entered
+(``async with open(...) as f``). The open itself is an ``openat`` on the loop's queue
+(the worker pool where the queue lacks it), or the ``opener`` given. Then, as the
+builtin does, one ``fstat`` (a directory raises ``IsADirectoryError``; ``st_blksize`` is
+the default buffer size) and, in ``a`` modes, one ``lseek`` to the end: plain calls on an
+fd opened a moment ago, which never wait for the disk. The layers follow the builtin:
+``AsyncFileIO`` (``buffering=0``), ``AsyncBufferedReader`` / ``Writer`` / ``Random``,
+``AsyncTextIOWrapper``.
+
+If anything fails after the open (a bad encoding, ``buffering=0`` in text mode: the
+builtin checks those after opening too), the fd is closed before the error propagates.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import io
+import operator
 import os
-from collections.abc import Generator
+import stat
+import warnings
+from collections.abc import Callable, Generator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from uringq.aio._buffered import AsyncBufferedRandom, AsyncBufferedReader, AsyncBufferedWriter
 from uringq.aio._driver import get_driver
-from uringq.aio._file import AsyncFile
+from uringq.aio._raw import AsyncFileIO
+from uringq.aio._text import AsyncTextIOWrapper, check_newline
 
 if TYPE_CHECKING:
     from uringq._registry import ProviderInfo
+    from uringq.aio._base import AsyncFile
+    from uringq.aio._driver import Driver
 
-__all__ = ["open"]
+__all__ = ["Mode", "open", "parse_mode"]
 
 
-def _mode_flags(mode: str) -> int:
-    """``os.open`` flags for a binary ``open()`` mode (``"rb"``, ``"r+b"``, ``"wb"`` ...)."""
+class Mode(NamedTuple):
+    """A parsed ``open()`` mode."""
+
+    reading: bool
+    writing: bool
+    appending: bool
+    creating: bool
+    updating: bool
+    text: bool
+
+    @property
+    def flags(self) -> int:
+        """The ``os.open`` flags (``O_CLOEXEC`` included)."""
+        if self.updating:
+            access = os.O_RDWR
+        elif self.reading:
+            access = os.O_RDONLY
+        else:
+            access = os.O_WRONLY
+        if self.writing:
+            access |= os.O_CREAT | os.O_TRUNC
+        elif self.appending:
+            access |= os.O_CREAT | os.O_APPEND
+        elif self.creating:
+            access |= os.O_CREAT | os.O_EXCL
+        return access | os.O_CLOEXEC
+
+
+def _typecheck(name: str, value: Any) -> None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"open() argument '{name}' must be str or None, not {type(value).__name__}")
+
+
+def parse_mode(mode: Any) -> Mode:
+    """Check ``mode`` as the builtin ``open`` does (same exceptions, same messages)."""
     if not isinstance(mode, str):
-        raise TypeError(f"mode must be str, not {type(mode).__name__}")
+        raise TypeError(f"open() argument 'mode' must be str, not {type(mode).__name__}")
     chars = set(mode)
-    kinds = chars & set("rwax")
-    if len(kinds) != 1 or len(chars) != len(mode) or not chars <= set("rwax+b"):
-        if "t" in chars:
-            raise ValueError("uringq.aio.open() is binary only: text mode is not supported")
+    if len(chars) != len(mode) or not chars <= set("rwxa+bt"):
         raise ValueError(f"invalid mode: {mode!r}")
-    kind = kinds.pop()
-    update = "+" in chars
-    access = os.O_RDWR if update else (os.O_RDONLY if kind == "r" else os.O_WRONLY)
-    extra = {
-        "r": 0,
-        "w": os.O_CREAT | os.O_TRUNC,
-        "a": os.O_CREAT | os.O_APPEND,
-        "x": os.O_CREAT | os.O_EXCL,
-    }[kind]
-    return access | extra | os.O_CLOEXEC
+    text, binary = "t" in chars, "b" in chars
+    if text and binary:
+        raise ValueError("can't have text and binary mode at once")
+    kinds = chars & set("rwxa")
+    if len(kinds) > 1:
+        raise ValueError("must have exactly one of create/read/write/append mode")
+    if not kinds:
+        raise ValueError(
+            "Must have exactly one of create/read/write/append mode and at most one plus"
+        )
+    return Mode(
+        reading="r" in chars,
+        writing="w" in chars,
+        appending="a" in chars,
+        creating="x" in chars,
+        updating="+" in chars,
+        text=not binary,
+    )
+
+
+class _Request(NamedTuple):
+    """What :func:`open` checked, for the open when awaited."""
+
+    file: Any
+    mode: str
+    parsed: Mode
+    flags: int
+    buffering: int
+    encoding: str | None
+    errors: str | None
+    newline: str | None
+    closefd: bool
+    opener: Callable[[Any, int], int] | None
+    perms: int
+    provider: str | ProviderInfo | None
+    loop: asyncio.AbstractEventLoop | None
 
 
 class _Opener:
-    """What :func:`open` returns: awaitable, and an async context manager."""
+    """What :func:`open` returns: awaitable once, and an async context manager."""
 
-    __slots__ = ("_file", "_flags", "_mode", "_path", "_perms", "_provider")
+    __slots__ = ("_args", "_file")
 
-    def __init__(
-        self,
-        path: str | bytes | os.PathLike[str] | os.PathLike[bytes],
-        mode: str,
-        flags: int,
-        perms: int,
-        provider: str | ProviderInfo | None,
-    ) -> None:
-        self._path = path
-        self._mode = mode
-        self._flags = flags
-        self._perms = perms
-        self._provider = provider
-        self._file: AsyncFile | None = None
+    def __init__(self, request: _Request) -> None:
+        self._args = request
+        self._file: Any = None
 
-    async def _open(self) -> AsyncFile:
-        driver = get_driver(provider=self._provider)
-        fd = os.open(self._path, self._flags, self._perms)
-        try:
-            driver.register(fd)
-        except BaseException:
-            os.close(fd)
-            raise
-        return AsyncFile(driver, fd, self._path, self._mode)
-
-    def __await__(self) -> Generator[Any, None, AsyncFile]:
-        return self._open().__await__()
-
-    async def __aenter__(self) -> AsyncFile:
-        self._file = await self._open()
+    def __await__(self) -> Generator[Any, None, Any]:
+        if self._file is None:
+            self._file = yield from _open(self._args).__await__()
         return self._file
+
+    async def __aenter__(self) -> Any:
+        return await self
 
     async def __aexit__(
         self,
@@ -81,31 +141,155 @@ class _Opener:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._file is not None:
-            self._file.close()
+        file, self._file = self._file, None
+        if file is not None:
+            await file.close()
 
 
-def open(  # mirrors the builtin, like aiofiles.open
-    path: str | bytes | os.PathLike[str] | os.PathLike[bytes],
-    mode: str = "rb",
+def open(  # noqa: PLR0917 - the builtin's signature
+    file: Any,
+    mode: str = "r",
+    buffering: int = -1,
+    encoding: str | None = None,
+    errors: str | None = None,
+    newline: str | None = None,
+    closefd: bool = True,
+    opener: Callable[[Any, int], int] | None = None,
     *,
     direct: bool = False,
     perms: int = 0o666,
     provider: str | ProviderInfo | None = None,
-) -> _Opener:
-    """Open ``path`` for positional asynchronous I/O on the running loop's queue.
+    loop: asyncio.AbstractEventLoop | None = None,
+    executor: concurrent.futures.Executor | None = None,
+) -> Any:
+    """Open ``file`` for asyncio: the builtin ``open`` with coroutine methods.
 
     ``async with uringq.aio.open(path, "rb") as f:`` or ``f = await uringq.aio.open(...)``
-    (then ``f.close()``). Modes are those of the builtin ``open`` in binary form (``"b"``
-    is implied): ``r``, ``w``, ``a``, ``x``, each optionally with ``+``. ``direct=True``
-    adds ``O_DIRECT`` (buffers, offsets and sizes must then be aligned, see
-    :func:`uringq.aligned_buffer`). ``perms`` is the mode of a created file (before the
-    umask). ``provider`` applies if this creates the loop's driver.
-
-    The file is opened with ``os.open`` (a local open does not block for long); a failure
-    raises the builtin :class:`OSError` subclass, e.g. :class:`FileNotFoundError`.
+    (then ``await f.close()``). ``file``, ``mode``, ``buffering``, ``encoding``,
+    ``errors``, ``newline``, ``closefd`` and ``opener`` are the builtin's, with its
+    defaults, checks and errors. Keyword-only extras: ``direct=True`` adds ``O_DIRECT``
+    (buffers, offsets and sizes of the positional API must then be aligned, see
+    :func:`uringq.aligned_buffer`); ``perms`` is the mode of a created file (before the
+    umask); ``provider`` applies if this creates the loop's driver; ``loop`` and
+    ``executor`` are accepted for aiofiles' signature (``loop``: whose driver to use;
+    ``executor`` is not used: no file operation runs on an executor here).
     """
-    flags = _mode_flags(mode)
-    if direct:
-        flags |= os.O_DIRECT
-    return _Opener(path, mode, flags, perms, provider)
+    del executor
+    if not isinstance(file, int):
+        try:
+            file = os.fspath(file)
+        except TypeError:
+            raise TypeError(
+                f"expected str, bytes or os.PathLike object, not {type(file).__name__}"
+            ) from None
+    parsed = parse_mode(mode)
+    buffering = operator.index(buffering)
+    _typecheck("encoding", encoding)
+    _typecheck("errors", errors)
+    _typecheck("newline", newline)
+    if not parsed.text:
+        for name, value in (("an encoding", encoding), ("an errors", errors)):
+            if value is not None:
+                raise ValueError(f"binary mode doesn't take {name} argument")
+        if newline is not None:
+            raise ValueError("binary mode doesn't take a newline argument")
+        if buffering == 1:
+            warnings.warn(
+                "line buffering (buffering=1) isn't supported in binary mode, the default "
+                "buffer size will be used",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    if isinstance(file, int):
+        if file < 0:
+            raise ValueError("negative file descriptor")
+    elif not closefd:
+        raise ValueError("Cannot use closefd=False with file name")
+    flags = parsed.flags | (os.O_DIRECT if direct else 0)
+    return _Opener(
+        _Request(file, mode, parsed, flags, buffering, encoding, errors, newline, closefd,
+                 opener, perms, provider, loop)
+    )  # fmt: skip
+
+
+async def _open(request: _Request) -> AsyncFile:
+    driver = get_driver(request.loop, provider=request.provider)
+    file, opener = request.file, request.opener
+    if isinstance(file, int):
+        fd = file
+    elif opener is not None:
+        fd = opener(file, request.flags)
+        if not isinstance(fd, int):
+            raise TypeError(f"expected integer from opener, got {type(fd).__name__}")
+        if fd < 0:
+            raise ValueError(f"opener returned {fd}")
+    else:
+        fd = await driver.openat(file, request.flags, request.perms)
+    registered = False
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(21, os.strerror(21), file)
+        driver.register(fd)
+        registered = True
+        return _layers(driver, fd, st, request)
+    except BaseException:
+        if registered:
+            driver.deregister(fd)
+        if request.closefd:
+            os.close(fd)
+        raise
+
+
+def _position(fd: int, appending: bool) -> int | None:
+    """Where a new file object starts: the fd's offset (the end in ``a`` modes); None for
+    a file that cannot seek."""
+    try:
+        return os.lseek(fd, 0, os.SEEK_END if appending else os.SEEK_CUR)
+    except OSError:
+        return None
+
+
+def _layers(driver: Driver, fd: int, st: os.stat_result, request: _Request) -> AsyncFile:
+    """Build the raw, buffered and text layers as the builtin does."""
+    parsed, buffering = request.parsed, request.buffering
+    readable = parsed.reading or parsed.updating
+    writable = not parsed.reading or parsed.updating
+    raw = AsyncFileIO(
+        driver,
+        fd,
+        request.file,
+        flags=(readable, writable, parsed.appending, parsed.creating),
+        closefd=request.closefd,
+        st=st,
+        position=_position(fd, parsed.appending),
+    )
+    try:
+        line_buffering = False
+        if buffering == 1 or (buffering < 0 and stat.S_ISCHR(st.st_mode) and os.isatty(fd)):
+            buffering = -1
+            line_buffering = True
+        if buffering < 0:
+            buffering = st.st_blksize if st.st_blksize > 1 else io.DEFAULT_BUFFER_SIZE
+        if buffering == 0:
+            if not parsed.text:
+                return raw
+            raise ValueError("can't have unbuffered text I/O")
+        kind: type[AsyncBufferedReader | AsyncBufferedWriter | AsyncBufferedRandom]
+        if parsed.updating:
+            kind = AsyncBufferedRandom
+        elif parsed.reading:
+            kind = AsyncBufferedReader
+        else:
+            kind = AsyncBufferedWriter
+        buffer = kind(raw, buffering)
+        if not parsed.text:
+            return buffer
+        check_newline(request.newline)
+        encoding = io.text_encoding(request.encoding)
+        text = AsyncTextIOWrapper(buffer, encoding, request.errors, request.newline, line_buffering)
+        text.mode = request.mode
+        return text
+    except BaseException:
+        raw._fd = -1  # the caller closes the fd; no warning for this half-built file
+        raise

@@ -1,0 +1,219 @@
+"""What the file objects share: one operation at a time, cancellation rules, errors.
+
+* :class:`Turn`: the lock that keeps each file operation whole. A file's layers (text,
+  buffer, raw) share one, so ``f.read()`` in one task and ``f.buffer.read()`` in another
+  never interleave half-way (the builtin file takes a lock for the same reason).
+* :func:`uninterrupted`: runs the steps that write to their end. Cancelling the
+  awaiting task then waits for them to finish (the kernel may be writing already, and
+  the position and buffer must follow what it did) and raises ``CancelledError`` after.
+  Steps that only read are cancellable; the file objects put their position back.
+* :class:`AsyncFile`: async iteration, the async context manager, ``readlines``,
+  ``writelines``, ``close``/``aclose`` and the unclosed-file warning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections import deque
+from collections.abc import Awaitable, Coroutine, Generator, Iterable
+from types import TracebackType
+from typing import Any, Final, TypeVar
+
+__all__ = [
+    "CLOSED",
+    "CLOSED_DOT",
+    "AsyncFile",
+    "Turn",
+    "done_future",
+    "failed",
+    "uninterrupted",
+    "unsupported",
+]
+
+T = TypeVar("T")
+
+CLOSED: Final = "I/O operation on closed file"
+CLOSED_DOT: Final = "I/O operation on closed file."
+
+
+class Turn:
+    """A FIFO lock without a coroutine on the uncontended path.
+
+    ``if turn.busy: await turn.wait()`` else ``turn.busy = True``; ``turn.release()`` at
+    the end (it hands the turn to the next waiter directly).
+    """
+
+    __slots__ = ("busy", "waiters")
+
+    def __init__(self) -> None:
+        self.busy = False
+        self.waiters: deque[asyncio.Future[None]] | None = None
+
+    async def wait(self) -> None:
+        """Wait until the turn is handed to this task (``busy`` stays True)."""
+        waiters = self.waiters
+        if waiters is None:
+            waiters = self.waiters = deque()
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiters.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():  # the turn was handed over: pass it on
+                self.release()
+            else:
+                waiters.remove(fut)
+            raise
+
+    def release(self) -> None:
+        waiters = self.waiters
+        while waiters:
+            fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)  # the turn goes to that task; busy stays True
+                return
+        self.busy = False
+
+
+async def uninterrupted(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to its end even if the caller is cancelled meanwhile.
+
+    For every step that writes: the kernel may be writing already, and the file's books
+    (position, buffer) must follow what it did. A cancellation of the caller waits for
+    ``coro`` to finish, then raises ``CancelledError``.
+    """
+    task = asyncio.ensure_future(coro)
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(task)
+            break
+        except asyncio.CancelledError:
+            if task.cancelled():  # cancelled from elsewhere (the loop shutting down)
+                raise
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    return result
+
+
+class Ready:
+    """An awaitable that is done already (no loop needed: ``close()`` outside a loop)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any = None) -> None:
+        self.value = value
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self.value
+        yield  # a generator: awaiting it returns at once
+
+    def done(self) -> bool:
+        return True
+
+    def result(self) -> Any:
+        return self.value
+
+
+class Closing:
+    """Awaits the close of an fd (a future of the queue's close) and returns None."""
+
+    __slots__ = ("fut",)
+
+    def __init__(self, fut: asyncio.Future[Any]) -> None:
+        self.fut = fut
+
+    def __await__(self) -> Generator[Any, None, None]:
+        yield from self.fut.__await__()
+
+    def done(self) -> bool:
+        return self.fut.done()
+
+
+def done_future() -> Ready:
+    """An awaitable holding ``None``, for a close that finished at once."""
+    return Ready()
+
+
+def failed(loop: asyncio.AbstractEventLoop, exc: BaseException) -> asyncio.Future[Any]:
+    """A future of ``loop`` that already holds ``exc``."""
+    fut: asyncio.Future[Any] = loop.create_future()
+    fut.set_exception(exc)
+    return fut
+
+
+def unsupported(message: str) -> io.UnsupportedOperation:
+    return io.UnsupportedOperation(message)
+
+
+class AsyncFile:
+    """The base of every file object of ``uringq.aio`` (raw, buffered and text).
+
+    It gives async iteration over lines, ``async with``, ``readlines``, ``writelines``
+    and ``aclose``; subclasses provide ``readline``, ``write``, ``close`` and
+    ``_check_open_dot``.
+    """
+
+    __slots__ = ()
+
+    def _check_open_dot(self) -> None:
+        raise NotImplementedError
+
+    def readline(self, size: int | None = -1) -> Awaitable[Any]:
+        raise NotImplementedError
+
+    def write(self, data: Any) -> Awaitable[int]:
+        raise NotImplementedError
+
+    def close(self) -> Awaitable[None]:
+        raise NotImplementedError
+
+    def __aiter__(self) -> AsyncFile:
+        self._check_open_dot()
+        return self
+
+    async def __anext__(self) -> Any:
+        line = await self.readline()
+        if not line:
+            raise StopAsyncIteration
+        return line
+
+    async def readlines(self, hint: int | None = -1) -> list[Any]:
+        """Read lines until EOF, or until their total size reaches ``hint`` (if > 0)."""
+        self._check_open_dot()
+        if hint is None:
+            hint = -1
+        lines: list[Any] = []
+        total = 0
+        while True:
+            line = await self.readline()
+            if not line:
+                return lines
+            lines.append(line)
+            total += len(line)
+            if 0 < hint <= total:
+                return lines
+
+    async def writelines(self, lines: Iterable[Any]) -> None:
+        """Write each item of ``lines`` (no separators are added)."""
+        self._check_open_dot()
+        for line in lines:
+            await self.write(line)
+
+    async def aclose(self) -> None:
+        """Close the file (``await f.close()`` does the same)."""
+        await self.close()
+
+    async def __aenter__(self) -> Any:
+        self._check_open_dot()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
