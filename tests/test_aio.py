@@ -16,8 +16,8 @@ import gc
 import os
 import random
 import warnings
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import TypeVar
 
 import pytest
 import uringq
@@ -27,39 +27,6 @@ pytestmark = pytest.mark.timeout(60)
 
 T = TypeVar("T")
 BLOCK = 4096
-
-
-def _loop_factories() -> list[Any]:
-    params: list[Any] = [pytest.param(asyncio.new_event_loop, id="asyncio")]
-    try:
-        import uvloop
-    except ImportError:
-        params.append(pytest.param(None, id="uvloop", marks=pytest.mark.skip("uvloop missing")))
-    else:
-        params.append(pytest.param(uvloop.new_event_loop, id="uvloop"))
-    return params
-
-
-@pytest.fixture(params=_loop_factories())
-def loop_factory(request: pytest.FixtureRequest) -> Callable[[], asyncio.AbstractEventLoop]:
-    return request.param
-
-
-@pytest.fixture
-def run(
-    loop_factory: Callable[[], asyncio.AbstractEventLoop], provider: str
-) -> Iterator[Callable[[Callable[[], Awaitable[T]]], T]]:
-    """``run(async_fn)``: run ``async_fn()`` on a fresh loop whose driver uses ``provider``."""
-
-    def runner(async_fn: Callable[[], Awaitable[T]]) -> T:
-        async def main() -> T:
-            aio.get_driver(provider=provider)
-            return await async_fn()
-
-        with asyncio.Runner(loop_factory=loop_factory) as r:
-            return r.run(main())
-
-    yield runner
 
 
 @pytest.fixture
@@ -202,7 +169,7 @@ def test_modes_follow_the_builtin_open(run, tmp_path):
 @pytest.mark.parametrize("mode", ["", "rw", "rr", "q", "wb+x", "rtb", "U", "r++", "+", "xa"])
 def test_invalid_modes_raise_the_builtins_value_error(tmp_path, mode):
     with pytest.raises(ValueError) as builtin:
-        open(tmp_path / "x", mode)
+        open(tmp_path / "x", mode)  # noqa: SIM115
     with pytest.raises(ValueError) as ours:
         aio.open(tmp_path / "x", mode)
     assert str(ours.value) == str(builtin.value)

@@ -118,7 +118,10 @@ class Ready:
 
 
 class Closing:
-    """Awaits the close of an fd (a future of the queue's close) and returns None."""
+    """Awaits the close of an fd (a future of the queue's close) and returns None.
+
+    The future is shielded: a cancelled waiter must not cancel the close itself (a
+    close still in the driver's backlog would be dropped, and the fd leak)."""
 
     __slots__ = ("fut",)
 
@@ -126,7 +129,7 @@ class Closing:
         self.fut = fut
 
     def __await__(self) -> Generator[Any, None, None]:
-        yield from self.fut.__await__()
+        yield from asyncio.shield(self.fut).__await__()
 
     def done(self) -> bool:
         return self.fut.done()
@@ -161,7 +164,7 @@ class AsyncFile:
     def _check_open_dot(self) -> None:
         raise NotImplementedError
 
-    def readline(self, size: int | None = -1) -> Awaitable[Any]:
+    def readline(self, size: Any = -1) -> Awaitable[Any]:
         raise NotImplementedError
 
     def write(self, data: Any) -> Awaitable[int]:
@@ -193,7 +196,7 @@ class AsyncFile:
                 return lines
             lines.append(line)
             total += len(line)
-            if 0 < hint <= total:
+            if 0 < hint < total:  # as the builtin: stop once past the hint
                 return lines
 
     async def writelines(self, lines: Iterable[Any]) -> None:

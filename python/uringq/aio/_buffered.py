@@ -160,10 +160,13 @@ class _Buffered(Positional, AsyncFile):
         return self._attached().fileno()
 
     def readable(self) -> bool:
-        self._attached().readable()
-        return self._readable
+        if not self._readable:  # io.IOBase.readable: no checks
+            return False
+        return self._attached().readable()
 
     async def writable(self) -> bool:
+        if not self._writable:  # io.IOBase.writable: no checks
+            return False
         return await self._attached().writable()
 
     async def seekable(self) -> bool:
@@ -263,9 +266,9 @@ class _Buffered(Positional, AsyncFile):
 
     async def _read(self, size: int | None) -> bytes:
         n = -1 if size is None else operator.index(size)
-        self._attached()
-        if not self._readable:
+        if not self._readable:  # io.BufferedIOBase.read: no other checks
             raise unsupported("read")
+        self._attached()
         if n < -1:
             raise ValueError("read length must be non-negative or -1")
         self._check("read of closed file")
@@ -321,9 +324,9 @@ class _Buffered(Positional, AsyncFile):
     async def read1(self, size: int = -1) -> bytes:
         """Up to ``size`` bytes with at most one raw read (buffered bytes first)."""
         n = operator.index(size)
-        self._attached()
         if not self._readable:
             raise unsupported("read1")
+        self._attached()
         if n < 0:
             n = self._size
         self._check("read of closed file")
@@ -352,15 +355,17 @@ class _Buffered(Positional, AsyncFile):
         return await self._readinto(buffer, True)
 
     async def _readinto(self, buffer: Buffer, one: bool) -> int:
-        self._attached()
         if not self._readable:
             raise unsupported("read1" if one else "read")
+        self._attached()
         self._check("readinto of closed file")
-        view = memoryview(buffer).cast("B")
-        if view.readonly:
-            kind = type(buffer).__name__
-            raise TypeError(f"readinto() argument must be read-write bytes-like object, not {kind}")
-        return await self._locked_read(self._readinto_unlocked(view, one))
+        with memoryview(buffer) as outer, outer.cast("B") as view:
+            if view.readonly:
+                kind = type(buffer).__name__
+                raise TypeError(
+                    f"readinto() argument must be read-write bytes-like object, not {kind}"
+                )
+            return await self._locked_read(self._readinto_unlocked(view, one))
 
     async def _readinto_unlocked(self, view: memoryview, one: bool) -> int:
         length = len(view)
@@ -404,9 +409,11 @@ class _Buffered(Positional, AsyncFile):
     async def readline(self, size: int | None = -1) -> bytes:
         """Read up to and including the next ``b"\\n"`` (at most ``size`` bytes if >= 0)."""
         limit = _line_limit(size)
-        self._attached()
-        if not self._readable:
+        if not self._readable:  # io.IOBase.readline, which reads nothing for size 0
+            if limit == 0:
+                return b""
             raise unsupported("read")
+        self._attached()
         self._check("readline of closed file")
         # The whole line in the buffer: no turn, no await.
         have = self._readahead() if not self._turn.busy else 0
@@ -463,9 +470,9 @@ class _Buffered(Positional, AsyncFile):
         return self._write(data)
 
     async def _write(self, data: Buffer) -> int:
-        self._attached()
-        if not self._writable:
+        if not self._writable:  # io.BufferedIOBase.write: no other checks
             raise unsupported("write")
+        self._attached()
         view = memoryview(data).cast("B")
         raw = self._raw
         assert raw is not None

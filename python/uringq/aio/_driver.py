@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias
 from uringq import _checks
 from uringq._errors import Interrupted, QueueBusy, QueueClosed, QueueEmpty, QueueFull
 from uringq._queue import IoQueue
-from uringq.aio._ops import OPERATIONS, Operation, Operations
+from uringq.aio._ops import OP, OPERATIONS, Operation, Operations
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -505,6 +505,9 @@ class Driver(Operations):
                     fut = target[0] if isinstance(target, tuple) else target
                     if loop_open and not fut.done():
                         fut.cancel()
+                    if request[0] == OP and request[3][0] == "prepare_close":
+                        with contextlib.suppress(OSError):  # a close is never dropped
+                            os.close(request[3][1][0])
                 closing, self._closing_fds = self._closing_fds, {}
                 for fd, close_fd in closing.items():
                     if close_fd:

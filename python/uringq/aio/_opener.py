@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import errno
 import io
 import operator
 import os
@@ -27,6 +28,7 @@ from collections.abc import Callable, Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from uringq.aio import _workers
 from uringq.aio._buffered import AsyncBufferedRandom, AsyncBufferedReader, AsyncBufferedWriter
 from uringq.aio._driver import get_driver
 from uringq.aio._raw import AsyncFileIO
@@ -220,23 +222,29 @@ async def _open(request: _Request) -> AsyncFile:
     elif opener is not None:
         fd = opener(file, request.flags)
         if not isinstance(fd, int):
-            raise TypeError(f"expected integer from opener, got {type(fd).__name__}")
+            raise TypeError("expected integer from opener")
         if fd < 0:
             raise ValueError(f"opener returned {fd}")
     else:
-        fd = await driver.openat(file, request.flags, request.perms)
-    registered = False
+        fd = await _workers.take_fd(driver.openat(file, request.flags, request.perms))
+    owned = not isinstance(file, int)  # a caller's fd stays the caller's if FileIO fails
     try:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
-            raise IsADirectoryError(21, os.strerror(21), file)
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), file)
+    except BaseException:
+        if owned:
+            os.close(fd)
+        raise
+    registered = False
+    try:
         driver.register(fd)
         registered = True
         return _layers(driver, fd, st, request)
     except BaseException:
         if registered:
             driver.deregister(fd)
-        if request.closefd:
+        if owned or request.closefd:
             os.close(fd)
         raise
 

@@ -115,8 +115,22 @@ class Operations:
             target = fut if self._settle_futures is not None else Operation(fut, kind)
             self._submit((OP, 0, 0, (name, args, kwargs, kind, fallback, fallback_args), target))
         else:
-            _workers.start(self.loop, fut, fallback, fallback_args, drop=_drop_for(kind))
+            self._to_worker(fut, name, kind, fallback, fallback_args)
         return fut
+
+    def _to_worker(
+        self,
+        fut: asyncio.Future[Any],
+        name: str,
+        kind: int,
+        fallback: Callable[..., Any],
+        fallback_args: tuple[Any, ...],
+    ) -> None:
+        # A close runs even if nobody waits for it any more (else the fd would leak).
+        cancellable = name != "prepare_close"
+        _workers.start(
+            self.loop, fut, fallback, fallback_args, drop=_drop_for(kind), cancellable=cancellable
+        )
 
     def _prepare_operation(self, arg: tuple[Any, ...], target: Any) -> None:
         """Prepare an operation on the queue, or hand it to a worker if the queue lacks it.
@@ -133,7 +147,7 @@ class Operations:
                 pass
         self._ops.discard(name)
         fut = target.fut if isinstance(target, Operation) else target
-        _workers.start(self.loop, fut, fallback, fallback_args, drop=_drop_for(kind))
+        self._to_worker(fut, name, kind, fallback, fallback_args)
 
     # -- the operations -------------------------------------------------------------------
     def openat(

@@ -292,7 +292,7 @@ class AsyncFileIO(Positional, AsyncFile):
             n: int = await self._driver.run_in_worker(os.write, fd, data)
             return n
         n = await self._driver.write(fd, self._pos, data)
-        if self._appending:
+        if self._appending and n:  # O_APPEND: the data went to the end, and so did we
             self._pos = os.lseek(fd, 0, os.SEEK_END)
         else:
             self._pos += n
@@ -370,6 +370,8 @@ class AsyncFileIO(Positional, AsyncFile):
     async def readline(self, size: int | None = -1) -> bytes:
         """Read up to and including the next ``b"\\n"`` (at most ``size`` bytes if >= 0)."""
         limit = _line_limit(size)
+        if limit == 0:  # io.IOBase.readline: nothing to read, no checks
+            return b""
         self._check_open()
         if not self._readable:
             raise unsupported("File not open for reading")
@@ -509,7 +511,8 @@ class AsyncFileIO(Positional, AsyncFile):
             return os.write(fd, data)
         if self._appending:
             n = os.write(fd, data)
-            self._pos = os.lseek(fd, 0, os.SEEK_END)
+            if n:
+                self._pos = os.lseek(fd, 0, os.SEEK_END)
             return n
         n = os.pwrite(fd, data, self._pos)
         self._pos += n

@@ -115,6 +115,7 @@ class AsyncTextIOWrapper(AsyncFile):
         "_readuniversal",
         "_seekable",
         "_snapshot",
+        "_telling",
         "_write_through",
         "_writenl",
         "_writetranslate",
@@ -161,7 +162,7 @@ class AsyncTextIOWrapper(AsyncFile):
         self._pending: list[bytes] = []
         self._pending_count = 0
         raw = buffer._attached()
-        self._seekable = not raw._stream
+        self._seekable = self._telling = not raw._stream
         self.mode = ""
         if self._seekable and self._encoder is not None and buffer._tell_now() != 0:
             self._encoder.setstate(0)  # not at the start: no BOM
@@ -261,7 +262,7 @@ class AsyncTextIOWrapper(AsyncFile):
         decoder = self._decoder
         if decoder is None:
             raise unsupported("not readable")
-        if self._seekable:  # a snapshot point where the decoder's input is empty
+        if self._telling:  # a snapshot point where the decoder's input is empty
             dec_buffer, dec_flags = decoder.getstate()
         if size_hint > 0:
             size_hint = int(max(self._b2cratio, 1.0) * size_hint)
@@ -272,7 +273,7 @@ class AsyncTextIOWrapper(AsyncFile):
         self._b2cratio = len(chunk) / len(decoded) if decoded else 0.0
         if decoded:
             eof = False
-        if self._seekable:
+        if self._telling:
             self._snapshot = (dec_flags, dec_buffer + chunk)
         return not eof
 
@@ -348,12 +349,10 @@ class AsyncTextIOWrapper(AsyncFile):
             return "".join(chunks)
         return result
 
-    async def readline(self, size: int | None = -1) -> str:
+    async def readline(self, size: int = -1) -> str:
         """The next line (its newline included), or at most ``size`` characters of it."""
-        limit = _line_limit(size)
+        limit = operator.index(size)  # the builtin's text readline takes no None
         self._check()
-        if self._decoder is None:
-            raise unsupported("not readable")
         turn = self._attached()._turn
         if not turn.busy and not self._pending and self._decoded_chars:
             line = self._line_from_decoded(limit)  # the whole line decoded already
@@ -362,6 +361,8 @@ class AsyncTextIOWrapper(AsyncFile):
         await self._begin()
         try:
             await self._writeflush()
+            if self._decoder is None:
+                raise unsupported("not readable")
             saved = self._save()
             try:
                 return await self._readline_unlocked(limit)
@@ -370,6 +371,25 @@ class AsyncTextIOWrapper(AsyncFile):
                 raise
         finally:
             self._release()
+
+    async def readlines(self, hint: int | None = -1) -> list[str]:
+        """Lines until EOF, or until their total length passes ``hint`` (if > 0).
+
+        As the builtin (which iterates with ``next()`` here), a ``hint`` that stops
+        before EOF leaves ``tell()`` disabled until the next ``flush()`` or ``seek()``.
+        """
+        self._check_open_dot()
+        limit = -1 if hint is None else operator.index(hint)
+        lines: list[str] = []
+        total = 0
+        self._telling = False
+        while line := await self.readline():
+            lines.append(line)
+            total += len(line)
+            if 0 < limit < total:
+                return lines
+        self._telling = self._seekable  # EOF ends the iteration: telling again
+        return lines
 
     def _find_line_end(self, line: str, start: int) -> tuple[int, int]:
         """(end of the line after ``start``, or -1; how far the search may put data aside)."""
@@ -489,12 +509,15 @@ class AsyncTextIOWrapper(AsyncFile):
             text = text.replace("\n", writenl)
         needflush = self._line_buffering and (haslf or "\r" in text)
         data = encoder.encode(text)
+        if self._pending and self._pending_count + len(data) > _CHUNK_SIZE:
+            await self._writeflush()  # never join more than a chunk
         self._pending.append(data)
         self._pending_count += len(data)
-        if self._pending_count > _CHUNK_SIZE or needflush or self._write_through:
+        if self._pending_count >= _CHUNK_SIZE or needflush or self._write_through:
             await self._writeflush()
             if needflush:
                 await self._attached()._flush_public_unlocked()
+        self._set_decoded_chars("")  # CPython 3.11 drops what was decoded ahead
         self._snapshot = None
         if self._decoder is not None:
             self._decoder.reset()
@@ -520,6 +543,7 @@ class AsyncTextIOWrapper(AsyncFile):
             self._release()
 
     async def _flush_unlocked(self) -> None:
+        self._telling = self._seekable
         await self._writeflush()
         await self._attached()._flush_public_unlocked()
 
@@ -544,6 +568,8 @@ class AsyncTextIOWrapper(AsyncFile):
         self._check()
         if not self._seekable:
             raise unsupported("underlying stream is not seekable")
+        if not self._telling:
+            raise OSError("telling position disabled by next() call")
         await self._begin()
         try:
             await self._flush_unlocked()
@@ -639,6 +665,8 @@ class AsyncTextIOWrapper(AsyncFile):
         if whence == os.SEEK_CUR:
             if cookie != 0:
                 raise unsupported("can't do nonzero cur-relative seeks")
+            if not self._telling:  # seek(0, 1) is tell(), with its check
+                raise OSError("telling position disabled by next() call")
             await self._flush_unlocked()
             cookie = self._tell_unlocked()
         elif whence == os.SEEK_END:

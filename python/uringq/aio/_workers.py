@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["close_fd", "pool", "start", "submit"]
+__all__ = ["close_fd", "pool", "start", "submit", "take_fd"]
 
 T = TypeVar("T")
 
@@ -57,6 +57,18 @@ def close_fd(fd: Any) -> None:
         os.close(fd)
 
 
+async def take_fd(fut: asyncio.Future[int]) -> int:
+    """Await a future of a new fd. If the awaiting task is cancelled after the open
+    finished (the result is there, the task never resumed to take it), the fd is closed
+    before the cancellation goes on."""
+    try:
+        return await fut
+    except asyncio.CancelledError:
+        if fut.done() and not fut.cancelled() and fut.exception() is None:
+            close_fd(fut.result())
+        raise
+
+
 def submit(
     loop: asyncio.AbstractEventLoop,
     fn: Callable[..., T],
@@ -82,8 +94,12 @@ def start(
     *,
     drop: Callable[[T], None] | None = None,
     executor: concurrent.futures.Executor | None = None,
+    cancellable: bool = True,
 ) -> None:
-    """:func:`submit` for a future that already exists (settled on ``loop``)."""
+    """:func:`submit` for a future that already exists (settled on ``loop``).
+
+    ``cancellable=False``: cancelling the future does not stop the call (a close must
+    happen whoever stops waiting for it)."""
     work = (executor or pool()).submit(fn, *args)
 
     def deliver() -> None:  # on the loop's thread
@@ -108,7 +124,8 @@ def start(
         if fut.cancelled():
             work.cancel()
 
-    fut.add_done_callback(cancelled)
+    if cancellable:
+        fut.add_done_callback(cancelled)
     work.add_done_callback(finished)
 
 

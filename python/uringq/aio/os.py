@@ -72,8 +72,11 @@ def check_path(function: str, argument: str, value: Any, *, fd_ok: bool = False)
             )
             raise TypeError(f"{function}: {argument} should be {kinds}, not {type(value).__name__}")
         value = os.fspath(value)
-    if ("\0" if isinstance(value, str) else b"\0") in value:
-        raise ValueError("embedded null byte")
+    if isinstance(value, str):
+        if "\0" in value:
+            raise ValueError("embedded null byte")
+    elif b"\0" in value:
+        raise ValueError(f"{function}: embedded null character in path")
     return value
 
 

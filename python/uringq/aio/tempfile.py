@@ -119,7 +119,7 @@ async def _mkstemp(prefix: Any, suffix: Any, directory: Any, loop: Any) -> tuple
     driver = get_driver(loop)
     for name in _names(prefix, suffix, directory):
         try:
-            fd = await driver.openat(name, _CREATE, 0o600)
+            fd = await _workers.take_fd(driver.openat(name, _CREATE, 0o600))
         except FileExistsError:
             continue
         return fd, os.path.abspath(name)
@@ -134,7 +134,7 @@ async def _tmpfile(directory: Any, loop: Any) -> int:
     flags = (_CREATE & ~os.O_CREAT) | getattr(os, "O_TMPFILE", 0)
     if flags & os.O_DIRECTORY:
         try:
-            return await driver.openat(directory, flags, 0o600)
+            return await _workers.take_fd(driver.openat(directory, flags, 0o600))
         except IsADirectoryError:  # the kernel or file system has no O_TMPFILE
             pass
         except OSError as exc:
