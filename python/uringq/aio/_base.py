@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import operator
 from collections import deque
 from collections.abc import Awaitable, Coroutine, Generator, Iterable
 from types import TracebackType
@@ -27,6 +28,7 @@ __all__ = [
     "Turn",
     "done_future",
     "failed",
+    "line_limit",
     "uninterrupted",
     "unsupported",
 ]
@@ -49,6 +51,13 @@ class Turn:
     def __init__(self) -> None:
         self.busy = False
         self.waiters: deque[asyncio.Future[None]] | None = None
+
+    def take(self) -> bool:
+        """Take the turn if it is free (then True); else ``await turn.wait()``."""
+        if self.busy:
+            return False
+        self.busy = True
+        return True
 
     async def wait(self) -> None:
         """Wait until the turn is handed to this task (``busy`` stays True)."""
@@ -220,3 +229,12 @@ class AsyncFile:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+def line_limit(size: Any) -> int:
+    """A ``readline`` size as the builtin takes it: an int, or None for no limit."""
+    if size is None:
+        return -1
+    if not hasattr(size, "__index__"):
+        raise TypeError(f"argument should be integer or None, not '{type(size).__name__}'")
+    return operator.index(size)

@@ -28,7 +28,6 @@ from collections.abc import Callable, Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from uringq.aio import _workers
 from uringq.aio._buffered import AsyncBufferedRandom, AsyncBufferedReader, AsyncBufferedWriter
 from uringq.aio._driver import get_driver
 from uringq.aio._raw import AsyncFileIO
@@ -75,8 +74,18 @@ def _typecheck(name: str, value: Any) -> None:
         raise TypeError(f"open() argument '{name}' must be str or None, not {type(value).__name__}")
 
 
+_PARSED: dict[str, Mode] = {}  # valid modes seen so far (a few dozen at most)
+
+
 def parse_mode(mode: Any) -> Mode:
     """Check ``mode`` as the builtin ``open`` does (same exceptions, same messages)."""
+    parsed = _PARSED.get(mode) if type(mode) is str else None
+    if parsed is None:
+        parsed = _PARSED[mode] = _parse_mode(mode)
+    return parsed
+
+
+def _parse_mode(mode: Any) -> Mode:
     if not isinstance(mode, str):
         raise TypeError(f"open() argument 'mode' must be str, not {type(mode).__name__}")
     chars = set(mode)
@@ -226,7 +235,13 @@ async def _open(request: _Request) -> AsyncFile:
         if fd < 0:
             raise ValueError(f"opener returned {fd}")
     else:
-        fd = await _workers.take_fd(driver.openat(file, request.flags, request.perms))
+        opening = driver.openat(file, request.flags, request.perms)
+        try:
+            fd = await opening
+        except asyncio.CancelledError:  # _workers.take_fd, inline: the hot path
+            if opening.done() and not opening.cancelled() and opening.exception() is None:
+                os.close(opening.result())
+            raise
     owned = not isinstance(file, int)  # a caller's fd stays the caller's if FileIO fails
     try:
         st = os.fstat(fd)
@@ -249,9 +264,11 @@ async def _open(request: _Request) -> AsyncFile:
         raise
 
 
-def _position(fd: int, appending: bool) -> int | None:
+def _position(fd: int, st: os.stat_result, appending: bool, *, fresh: bool) -> int | None:
     """Where a new file object starts: the fd's offset (the end in ``a`` modes); None for
-    a file that cannot seek."""
+    a file that cannot seek. A regular file opened a moment ago is at 0 (no call)."""
+    if fresh and not appending and stat.S_ISREG(st.st_mode):
+        return 0
     try:
         return os.lseek(fd, 0, os.SEEK_END if appending else os.SEEK_CUR)
     except OSError:
@@ -270,7 +287,7 @@ def _layers(driver: Driver, fd: int, st: os.stat_result, request: _Request) -> A
         flags=(readable, writable, parsed.appending, parsed.creating),
         closefd=request.closefd,
         st=st,
-        position=_position(fd, parsed.appending),
+        position=_position(fd, st, parsed.appending, fresh=not isinstance(request.file, int)),
     )
     try:
         line_buffering = False

@@ -37,6 +37,7 @@ from uringq.aio._base import (
     Turn,
     done_future,
     failed,
+    line_limit,
     uninterrupted,
     unsupported,
 )
@@ -50,6 +51,8 @@ __all__ = ["AsyncFileIO", "Positional"]
 
 _PROBE: Final = 8192  # the read past the expected end that confirms EOF in readall()
 _CHUNK: Final = 65536  # readall()'s reads when the size is unknown
+_AHEAD_FIRST: Final = 32768  # read-ahead window of a buffered file's second sequential read
+_AHEAD_MAX: Final = 262144  # ... doubling up to this
 
 
 def _closed_future(driver: Driver) -> asyncio.Future[Any]:
@@ -85,7 +88,11 @@ class Positional:
         fd = self._positional_fd()
         if fd < 0:
             return _closed_future(self._driver)
+        self._drop_ahead()
         return self._driver.writev(fd, offset, bufs)
+
+    def _drop_ahead(self) -> None:
+        """Forget data read ahead (the file objects that keep some override this)."""
 
     async def fsync(self, *, datasync: bool = False) -> None:
         """Flush buffered writes, then the file to stable storage (``fdatasync`` with
@@ -105,6 +112,9 @@ class AsyncFileIO(Positional, AsyncFile):
 
     __slots__ = (
         "__weakref__",
+        "_ahead",
+        "_ahead_at",
+        "_ahead_size",
         "_appending",
         "_closefd",
         "_closing",
@@ -112,8 +122,10 @@ class AsyncFileIO(Positional, AsyncFile):
         "_driver",
         "_fd",
         "_name",
+        "_next",
         "_pos",
         "_readable",
+        "_size",
         "_stream",
         "_turn",
         "_writable",
@@ -139,8 +151,13 @@ class AsyncFileIO(Positional, AsyncFile):
         self._closing = False
         self._stream = position is None
         self._pos = position or 0
+        self._size = st.st_size  # a hint for readall(): fstat at open, then what we saw
         self._turn = Turn()
         self.blksize = st.st_blksize
+        self._ahead = b""  # read ahead for the buffered layer: the bytes from _ahead_at on
+        self._ahead_at = 0
+        self._ahead_size = 0
+        self._next = -1  # where the last read-ahead read ended
 
     # -- attributes -----------------------------------------------------------------------
     @property
@@ -244,6 +261,41 @@ class AsyncFileIO(Positional, AsyncFile):
         self._pos += len(data)
         return data
 
+    async def _read_ahead(self, size: int) -> bytes:
+        """:meth:`_read_some` for the buffered layer, served from a window read ahead.
+
+        The buffered layer makes exactly the builtin's raw reads; here sequential ones are
+        answered from one larger read (32 KiB, doubling to 256 KiB), so reading a file
+        4 KiB at a time costs one request per window instead of one per call. A read the
+        window cannot answer whole is a real read (never a short one: the buffered layer
+        must see the sizes the builtin sees). Writes, truncation and positional writes on
+        this file drop the window; like any buffer it does not see other writers.
+        """
+        pos = self._pos
+        ahead = self._ahead
+        start = pos - self._ahead_at
+        if start >= 0 and start + size <= len(ahead):
+            self._pos = pos + size
+            return ahead[start : start + size]
+        if self._stream or pos != self._next:  # not sequential: a plain read
+            self._ahead_size = 0
+            data = await self._read_some(size)
+            self._next = self._pos
+            return data
+        window = min(max(2 * self._ahead_size, _AHEAD_FIRST), _AHEAD_MAX)
+        data = await self._driver.read(self._fd, max(size, window), pos)
+        self._ahead_size = window
+        self._next = pos + len(data)  # where the next window starts
+        if len(data) > size:
+            self._ahead, self._ahead_at = data, pos
+            data = data[:size]
+        self._pos = pos + len(data)
+        return data
+
+    def _drop_ahead(self) -> None:
+        self._ahead = b""
+        self._next = -1
+
     async def _read_all(self) -> bytes:
         """Read to EOF from the position: the size from ``fstat``, then one read of it and
         one past it that confirms EOF, both in the same loop iteration."""
@@ -254,7 +306,7 @@ class AsyncFileIO(Positional, AsyncFile):
                 chunks.append(data)
             return b"".join(chunks)
         start = self._pos
-        want = os.fstat(fd).st_size - start
+        want = self._size - start  # a hint only: the read past it confirms EOF
         if want > 0:
             first = read(fd, want, start)
             probe = read(fd, _PROBE, start + want)
@@ -266,7 +318,7 @@ class AsyncFileIO(Positional, AsyncFile):
             if len(data) == want:
                 tail = await probe
                 if not tail:
-                    self._pos = start + want
+                    self._pos = self._size = start + want
                     return data
                 chunks = [data, tail]
             else:  # shorter than fstat said (it shrank, or a read capped at 2 GiB)
@@ -281,13 +333,14 @@ class AsyncFileIO(Positional, AsyncFile):
                 break
             chunks.append(piece)
             offset += len(piece)
-        self._pos = offset
+        self._pos = self._size = offset
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def _write_some(self, data: Buffer) -> int:
         """One write of ``data`` at the position (at the end in append mode). Callers run
         it :func:`uninterrupted`."""
         fd = self._fd
+        self._ahead = b""
         if self._stream:
             n: int = await self._driver.run_in_worker(os.write, fd, data)
             return n
@@ -296,22 +349,17 @@ class AsyncFileIO(Positional, AsyncFile):
             self._pos = os.lseek(fd, 0, os.SEEK_END)
         else:
             self._pos += n
+        self._size = max(self._size, self._pos)
         return n
 
     async def _truncate(self, size: int | None) -> int:
+        self._ahead = b""
         size = self._tell() if size is None else operator.index(size)
         await self._driver.ftruncate(self._fd, size)
+        self._size = size
         return size
 
     # -- the file's methods ---------------------------------------------------------------
-    def _start(self) -> Turn | None:
-        """Take the turn if it is free; else return it, to be awaited."""
-        turn = self._turn
-        if turn.busy:
-            return turn
-        turn.busy = True
-        return None
-
     def read(self, size: int | None = -1, offset: int | None = None) -> Any:
         """``await f.read(size)``: one read at the position (``size`` < 0: to EOF).
 
@@ -329,8 +377,8 @@ class AsyncFileIO(Positional, AsyncFile):
         self._check_open()
         if not self._readable:
             raise unsupported("File not open for reading")
-        if (turn := self._start()) is not None:
-            await turn.wait()
+        if not self._turn.take():
+            await self._turn.wait()
         try:
             if size < 0:
                 return await self._read_all()
@@ -341,8 +389,8 @@ class AsyncFileIO(Positional, AsyncFile):
     async def readall(self) -> bytes:
         """Read to EOF."""
         self._check_open()
-        if (turn := self._start()) is not None:
-            await turn.wait()
+        if not self._turn.take():
+            await self._turn.wait()
         try:
             return await self._read_all()
         finally:
@@ -353,8 +401,8 @@ class AsyncFileIO(Positional, AsyncFile):
         fd = self._check_open()
         if not self._readable:
             raise unsupported("File not open for reading")
-        if (turn := self._start()) is not None:
-            await turn.wait()
+        if not self._turn.take():
+            await self._turn.wait()
         try:
             if self._stream:
                 view = memoryview(buffer).cast("B")
@@ -369,14 +417,14 @@ class AsyncFileIO(Positional, AsyncFile):
 
     async def readline(self, size: int | None = -1) -> bytes:
         """Read up to and including the next ``b"\\n"`` (at most ``size`` bytes if >= 0)."""
-        limit = _line_limit(size)
+        limit = line_limit(size)
         if limit == 0:  # io.IOBase.readline: nothing to read, no checks
             return b""
         self._check_open()
         if not self._readable:
             raise unsupported("File not open for reading")
-        if (turn := self._start()) is not None:
-            await turn.wait()
+        if not self._turn.take():
+            await self._turn.wait()
         try:
             if self._stream:  # one byte at a time: never read past the line
                 out = bytearray()
@@ -424,6 +472,7 @@ class AsyncFileIO(Positional, AsyncFile):
             fd = self._positional_fd()
             if fd < 0:
                 return _closed_future(self._driver)
+            self._ahead = b""
             return self._driver.write(fd, offset, data)
         return self._write(data)
 
@@ -432,8 +481,8 @@ class AsyncFileIO(Positional, AsyncFile):
         if not self._writable:
             raise unsupported("File not open for writing")
         memoryview(data)  # TypeError for str & co. before anything is queued
-        if (turn := self._start()) is not None:
-            await turn.wait()
+        if not self._turn.take():
+            await self._turn.wait()
         try:
             return await uninterrupted(self._write_some(data))
         finally:
@@ -444,8 +493,8 @@ class AsyncFileIO(Positional, AsyncFile):
         self._check_open()
         if not self._writable:
             raise unsupported("File not open for writing")
-        if (turn := self._start()) is not None:
-            await turn.wait()
+        if not self._turn.take():
+            await self._turn.wait()
         try:
             return await uninterrupted(self._truncate(size))
         finally:
@@ -478,6 +527,7 @@ class AsyncFileIO(Positional, AsyncFile):
         ``closefd=False``, its offset set to the position)."""
         fd = self._fd
         self._fd = -1
+        self._ahead = b""
         self._closing = False
         driver = self._driver
         if not self._closefd:
@@ -507,6 +557,7 @@ class AsyncFileIO(Positional, AsyncFile):
     def _write_sync(self, data: Buffer) -> int:
         """A plain ``os`` write at the position (``detach()`` and collection time only)."""
         fd = self._fd
+        self._ahead = b""
         if self._stream:
             return os.write(fd, data)
         if self._appending:
@@ -557,14 +608,6 @@ class AsyncFileIO(Positional, AsyncFile):
             f"<uringq.aio.AsyncFileIO name={self._name!r} mode={self.mode!r} "
             f"closefd={self._closefd}>"
         )
-
-
-def _line_limit(size: Any) -> int:
-    if size is None:
-        return -1
-    if not hasattr(size, "__index__"):
-        raise TypeError(f"argument should be integer or None, not '{type(size).__name__}'")
-    return operator.index(size)
 
 
 def is_directory(st: os.stat_result) -> bool:

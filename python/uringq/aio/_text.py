@@ -25,8 +25,14 @@ import warnings
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Final
 
-from uringq.aio._base import CLOSED_DOT, AsyncFile, done_future, unsupported
-from uringq.aio._raw import _line_limit
+from uringq.aio._base import CLOSED_DOT, AsyncFile, done_future, line_limit, unsupported
+from uringq.aio._textpos import (
+    decoder_setstate,
+    find_line_end,
+    pack_cookie,
+    reconstruct,
+    unpack_cookie,
+)
 
 if TYPE_CHECKING:
     from uringq.aio._buffered import _Buffered
@@ -40,7 +46,6 @@ _POSITIONAL = (
 )
 _CHUNK_SIZE: Final = 8192
 _NEWLINES = (None, "", "\n", "\r", "\r\n")
-_COOKIE_FIELDS = ((0, 8), (8, 12), (12, 16), (16, 20))
 
 
 def check_newline(newline: Any) -> None:
@@ -59,39 +64,6 @@ def lookup_text_encoding(encoding: str) -> codecs.CodecInfo:
             f"{encoding!r} is not a text encoding; use codecs.open() to handle arbitrary codecs"
         )
     return info
-
-
-def _universal_line_end(line: str, start: int) -> tuple[int, int]:
-    """The first of ``\\r\\n``, ``\\r``, ``\\n`` (the decoder never splits ``\\r\\n``)."""
-    cr = line.find("\r", start)
-    lf = line.find("\n", start)
-    if cr < 0 and lf < 0:
-        return -1, len(line)
-    if cr < 0 or 0 <= lf < cr:
-        return lf + 1, 0
-    if line.startswith("\n", cr + 1):
-        return cr + 2, 0
-    return cr + 1, 0
-
-
-def _pack_cookie(
-    position: int, dec_flags: int = 0, bytes_to_feed: int = 0, chars_to_skip: int = 0, eof: int = 0
-) -> int:
-    """The builtin's cookie: the fields of a C struct (off_t, 3 ints, a char), little-endian."""
-    raw = (
-        position.to_bytes(8, "little", signed=True)
-        + (dec_flags & 0xFFFFFFFF).to_bytes(4, "little")
-        + (bytes_to_feed & 0xFFFFFFFF).to_bytes(4, "little")
-        + (chars_to_skip & 0xFFFFFFFF).to_bytes(4, "little")
-        + bytes([eof & 0xFF])
-    )
-    return int.from_bytes(raw, "little")
-
-
-def _unpack_cookie(cookie: int) -> tuple[int, int, int, int, int]:
-    raw = cookie.to_bytes(21, "little")  # OverflowError past 21 bytes, as the builtin's
-    fields = [int.from_bytes(raw[a:b], "little", signed=True) for a, b in _COOKIE_FIELDS]
-    return fields[0], fields[1], fields[2], fields[3], raw[20]
 
 
 class AsyncTextIOWrapper(AsyncFile):
@@ -239,7 +211,9 @@ class AsyncTextIOWrapper(AsyncFile):
         return await self._attached().isatty()
 
     async def _begin(self) -> None:
-        await self._attached()._begin()
+        turn = self._attached()._turn
+        if not turn.take():
+            await turn.wait()
 
     def _release(self) -> None:
         self._attached()._turn.release()
@@ -308,7 +282,7 @@ class AsyncTextIOWrapper(AsyncFile):
         """
         if offset is not None:
             raise unsupported(_POSITIONAL)
-        n = _line_limit(size)
+        n = line_limit(size)
         self._check()
         if self._decoder is None:
             raise unsupported("not readable")
@@ -392,20 +366,7 @@ class AsyncTextIOWrapper(AsyncFile):
         return lines
 
     def _find_line_end(self, line: str, start: int) -> tuple[int, int]:
-        """(end of the line after ``start``, or -1; how far the search may put data aside)."""
-        if self._readuniversal and not self._readtranslate:
-            return _universal_line_end(line, start)
-        readnl = "\n" if self._readtranslate else self._readnl
-        assert readnl is not None
-        pos = line.find(readnl, start)
-        if pos >= 0:
-            return pos + len(readnl), 0
-        consumed = len(line)
-        if len(readnl) > 1:  # a partial separator may end the text: keep it for later
-            tail = line.find(readnl[0], max(start, len(line) - len(readnl) + 1))
-            if tail >= 0:
-                consumed = tail
-        return -1, consumed
+        return find_line_end(line, start, self._readtranslate, self._readuniversal, self._readnl)
 
     def _line_from_decoded(self, limit: int) -> str | None:
         chars, start = self._decoded_chars, self._decoded_chars_used
@@ -577,13 +538,6 @@ class AsyncTextIOWrapper(AsyncFile):
         finally:
             self._release()
 
-    def _decoder_setstate(self, position: int, dec_flags: int) -> None:
-        # At the start, reset() instead: some decoders (utf-16) then expect a BOM.
-        if position == 0 and dec_flags == 0:
-            self._decoder.reset()
-        else:
-            self._decoder.setstate((b"", dec_flags))
-
     def _tell_unlocked(self) -> int:
         position = self._attached()._tell_now()
         decoder, snapshot = self._decoder, self._snapshot
@@ -593,60 +547,14 @@ class AsyncTextIOWrapper(AsyncFile):
         position -= len(next_input)
         chars_to_skip = self._decoded_chars_used
         if chars_to_skip == 0:
-            return _pack_cookie(position, dec_flags)
+            return pack_cookie(position, dec_flags)
         saved_state = decoder.getstate()
         try:
-            return self._reconstruct(position, dec_flags, next_input, chars_to_skip)
+            return reconstruct(
+                decoder, self._b2cratio, position, dec_flags, next_input, chars_to_skip
+            )
         finally:
             decoder.setstate(saved_state)
-
-    def _reconstruct(self, position: int, dec_flags: int, next_input: bytes, skip: int) -> int:
-        """Find the last safe start point before the position (CPython's search)."""
-        decoder = self._decoder
-        skip_bytes = int(self._b2cratio * skip)
-        skip_back = 1
-        while skip_bytes > 0:
-            self._decoder_setstate(position, dec_flags)
-            n = len(decoder.decode(next_input[:skip_bytes]))
-            if n <= skip:
-                dec_buffer, flags = decoder.getstate()
-                if not dec_buffer:  # before the position, nothing buffered: a start point
-                    dec_flags = flags
-                    skip -= n
-                    break
-                skip_bytes -= len(dec_buffer)
-                skip_back = 1
-            else:  # too far ahead: back off a bit
-                skip_bytes -= skip_back
-                skip_back *= 2
-        if skip_bytes <= 0:
-            skip_bytes = 0
-            self._decoder_setstate(position, dec_flags)
-        start = position + skip_bytes
-        if skip == 0:
-            return _pack_cookie(start, dec_flags)
-        # Feed one byte at a time, noting the last safe start point on the way.
-        bytes_to_feed = chars_decoded = 0
-        need_eof = 0
-        index = skip_bytes
-        while index < len(next_input):
-            chars_decoded += len(decoder.decode(next_input[index : index + 1]))
-            bytes_to_feed += 1
-            dec_buffer, flags = decoder.getstate()
-            if not dec_buffer and chars_decoded <= skip:
-                start += bytes_to_feed
-                skip -= chars_decoded
-                dec_flags = flags
-                bytes_to_feed = chars_decoded = 0
-            if chars_decoded >= skip:
-                break
-            index += 1
-        else:  # not enough decoded data: signal EOF to get more
-            chars_decoded += len(decoder.decode(b"", True))
-            need_eof = 1
-            if chars_decoded < skip:
-                raise OSError("can't reconstruct logical file position")
-        return _pack_cookie(start, dec_flags, bytes_to_feed, skip, need_eof)
 
     async def seek(self, cookie: Any, whence: int = os.SEEK_SET) -> Any:
         """Go to a :meth:`tell` cookie (``whence=0``), or to the end (``seek(0, 2)``)."""
@@ -685,12 +593,12 @@ class AsyncTextIOWrapper(AsyncFile):
         if cookie < 0:
             raise ValueError(f"negative seek position {cookie!r}")
         await self._flush_unlocked()
-        position, dec_flags, bytes_to_feed, chars_to_skip, need_eof = _unpack_cookie(int(cookie))
+        position, dec_flags, bytes_to_feed, chars_to_skip, need_eof = unpack_cookie(int(cookie))
         await buffer._seek_unlocked(position, os.SEEK_SET)
         self._set_decoded_chars("")
         self._snapshot = None
         if self._decoder is not None:
-            self._decoder_setstate(position, dec_flags)
+            decoder_setstate(self._decoder, position, dec_flags)
         if chars_to_skip:
             chunk = await buffer._read_unlocked(bytes_to_feed)
             self._snapshot = (dec_flags, chunk)
