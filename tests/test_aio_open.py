@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.aio_oracle import describe
 from helpers.proc import open_fds
 from uringq import aio
 
@@ -32,15 +33,6 @@ def sample(tmp_path: Path) -> Path:
     path = tmp_path / "sample.txt"
     path.write_bytes(CONTENT)
     return path
-
-
-def describe(exc: BaseException) -> tuple[Any, ...]:
-    return (
-        type(exc),
-        str(exc),
-        getattr(exc, "errno", None),
-        getattr(exc, "filename", None),
-    )
 
 
 def builtin_error(call: Callable[[], Any]) -> tuple[Any, ...]:
@@ -123,7 +115,7 @@ def test_failed_opens_raise_the_builtins_errors_and_leak_nothing(run: Any, tmp_p
         for name, file, kwargs in error_cases(tmp_path, sample):
             expected = builtin_error(lambda: open(relocate(file, theirs_dir), **kwargs))  # noqa: B023, SIM115
             got = await aio_error(lambda: aio.open(relocate(file, ours_dir), **kwargs))  # noqa: B023
-            expected = (*expected[:3], _rebase(expected[3], theirs_dir, ours_dir))
+            expected = (*expected[:3], *(_rebase(e, theirs_dir, ours_dir) for e in expected[3:]))
             assert got == expected, name
         assert sorted(os.listdir(ours_dir)) == sorted(os.listdir(theirs_dir))
         await asyncio.sleep(0.01)
@@ -477,3 +469,33 @@ def test_an_unclosed_file_warns_flushes_and_closes_its_fd(
     with pytest.raises(OSError):
         os.fstat(fd)
     assert path.read_bytes() == b"data"
+
+
+@pytest.mark.parametrize("how", ["positional", "buffered", "truncate"])
+def test_read_ahead_never_hides_this_files_own_writes(run: Any, tmp_path: Path, how: str) -> None:
+    """Sequential reads fill a read-ahead window; a write through the same file object
+    (positional or buffered) or a truncate must be seen by the reads that follow."""
+    path = tmp_path / "ahead.bin"
+    data = bytes(range(256)) * 1024  # 256 KiB
+    path.write_bytes(data)
+
+    async def main() -> None:
+        async with aio.open(path, "r+b", buffering=4096) as f:
+            assert await f.read(4096) == data[:4096]
+            assert await f.read(4096) == data[4096:8192]  # sequential: a window is read
+            expected = bytearray(data)
+            if how == "positional":
+                assert await f.write(b"NEW!", 20_000) == 4
+                expected[20_000:20_004] = b"NEW!"
+            elif how == "buffered":
+                await f.seek(20_000)
+                await f.write(b"NEW!")
+                await f.seek(8192)
+                expected[20_000:20_004] = b"NEW!"
+            else:
+                await f.truncate(12_000)
+                await f.seek(8192)
+                del expected[12_000:]
+            assert await f.read(20_000) == bytes(expected[8192:28_192])
+
+    run(main)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.aio_oracle import describe
 from helpers.proc import open_fds
 from uringq import aio
 
@@ -64,16 +65,6 @@ def snapshot(root: Path) -> list[tuple[str, Any]]:
                 size = 0  # a symlink's size is its target's length
             found.append((str(path.relative_to(root)), stat.S_IFMT(st.st_mode), size, target))
     return sorted(found)
-
-
-def describe(exc: BaseException) -> tuple[Any, ...]:
-    return (
-        type(exc),
-        str(exc),
-        getattr(exc, "errno", None),
-        getattr(exc, "filename", None),
-        getattr(exc, "filename2", None),
-    )
 
 
 def relative(value: Any, root: Path) -> Any:

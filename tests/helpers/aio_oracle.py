@@ -17,6 +17,17 @@ from typing import Any
 Outcome = tuple[Any, ...]
 
 
+def describe(exc: BaseException) -> tuple[Any, ...]:
+    """An exception as the tests compare it: type, message, errno and file names."""
+    return (
+        type(exc),
+        str(exc),
+        getattr(exc, "errno", None),
+        getattr(exc, "filename", None),
+        getattr(exc, "filename2", None),
+    )
+
+
 def outcome_of_exception(exc: BaseException) -> Outcome:
     return ("error", type(exc).__name__, str(exc))
 

@@ -17,7 +17,7 @@ import asyncio
 import io
 import operator
 from collections import deque
-from collections.abc import Awaitable, Coroutine, Generator, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
@@ -25,6 +25,8 @@ __all__ = [
     "CLOSED",
     "CLOSED_DOT",
     "AsyncFile",
+    "LineIteration",
+    "Pending",
     "Turn",
     "done_future",
     "failed",
@@ -83,6 +85,61 @@ class Turn:
                 fut.set_result(None)  # the turn goes to that task; busy stays True
                 return
         self.busy = False
+
+    async def __aenter__(self) -> None:
+        if not self.take():
+            await self.wait()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.release()
+
+
+class Pending:
+    """What ``open()`` and the ``tempfile`` functions return: awaitable (once: awaiting
+    again gives the same object), and an async context manager that leaves through the
+    object's own ``__aexit__`` (a file closes, a directory is removed)."""
+
+    __slots__ = ("_factory", "_obj")
+
+    def __init__(self, factory: Callable[[], Awaitable[Any]]) -> None:
+        self._factory = factory
+        self._obj: Any = None
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        if self._obj is None:
+            self._obj = yield from self._factory().__await__()
+        return self._obj
+
+    async def __aenter__(self) -> Any:
+        return await self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        obj, self._obj = self._obj, None
+        if obj is not None:
+            await obj.__aexit__(exc_type, exc, tb)
+
+
+class LineIteration:
+    """``async for line in f``: ``readline()`` until it returns nothing (as aiofiles)."""
+
+    __slots__ = ()
+
+    def readline(self, size: Any = -1) -> Awaitable[Any]:
+        raise NotImplementedError
+
+    def __aiter__(self) -> Any:
+        return self
+
+    async def __anext__(self) -> Any:
+        line = await self.readline()
+        if not line:
+            raise StopAsyncIteration
+        return line
 
 
 async def uninterrupted(coro: Coroutine[Any, Any, T]) -> T:
@@ -160,7 +217,7 @@ def unsupported(message: str) -> io.UnsupportedOperation:
     return io.UnsupportedOperation(message)
 
 
-class AsyncFile:
+class AsyncFile(LineIteration):
     """The base of every file object of ``uringq.aio`` (raw, buffered and text).
 
     It gives async iteration over lines, ``async with``, ``readlines``, ``writelines``
@@ -173,9 +230,6 @@ class AsyncFile:
     def _check_open_dot(self) -> None:
         raise NotImplementedError
 
-    def readline(self, size: Any = -1) -> Awaitable[Any]:
-        raise NotImplementedError
-
     def write(self, data: Any) -> Awaitable[int]:
         raise NotImplementedError
 
@@ -185,12 +239,6 @@ class AsyncFile:
     def __aiter__(self) -> AsyncFile:
         self._check_open_dot()
         return self
-
-    async def __anext__(self) -> Any:
-        line = await self.readline()
-        if not line:
-            raise StopAsyncIteration
-        return line
 
     async def readlines(self, hint: int | None = -1) -> list[Any]:
         """Read lines until EOF, or until their total size reaches ``hint`` (if > 0)."""

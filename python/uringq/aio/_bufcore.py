@@ -182,15 +182,27 @@ class BufferCore(Positional, AsyncFile):
         self._reset_write_buf()
 
     async def _write_out(self) -> None:
+        raw = self._rewind_to_write()
+        while (chunk := self._pending_chunk()) is not None:
+            self._wrote(await raw._write_some(chunk))
+
+    def _rewind_to_write(self) -> AsyncFileIO:
+        """Move the raw position to the first byte to write out."""
         raw = self._attached()
         rewind = self._raw_offset() + (self._pos - self._write_pos)
         if rewind:
             raw._seek(-rewind, os.SEEK_CUR)
             self._raw_pos -= rewind
-        while self._write_pos < self._write_end:
-            chunk = bytes(self._buf[self._write_pos : self._write_end])
-            self._write_pos += await raw._write_some(chunk)
-            self._raw_pos = self._write_pos
+        return raw
+
+    def _pending_chunk(self) -> bytes | None:
+        if self._write_pos < self._write_end:
+            return bytes(self._buf[self._write_pos : self._write_end])
+        return None
+
+    def _wrote(self, n: int) -> None:
+        self._write_pos += n
+        self._raw_pos = self._write_pos
 
     async def _flush_and_rewind(self) -> None:
         await self._flush_unlocked()
@@ -337,14 +349,9 @@ class BufferCore(Positional, AsyncFile):
         """Write out the buffer with plain ``os`` calls (``detach()``, collection time)."""
         raw = self._attached()
         if self._pending_writes():
-            rewind = self._raw_offset() + (self._pos - self._write_pos)
-            if rewind:
-                raw._seek(-rewind, os.SEEK_CUR)
-                self._raw_pos -= rewind
-            while self._write_pos < self._write_end:
-                chunk = bytes(self._buf[self._write_pos : self._write_end])
-                self._write_pos += raw._write_sync(chunk)
-                self._raw_pos = self._write_pos
+            self._rewind_to_write()
+            while (chunk := self._pending_chunk()) is not None:
+                self._wrote(raw._write_sync(chunk))
         self._reset_write_buf()
         if self._readable:
             offset = self._raw_offset()

@@ -24,10 +24,10 @@ import operator
 import os
 import stat
 import warnings
-from collections.abc import Callable, Generator
-from types import TracebackType
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from uringq.aio._base import Pending
 from uringq.aio._buffered import AsyncBufferedRandom, AsyncBufferedReader, AsyncBufferedWriter
 from uringq.aio._driver import get_driver
 from uringq.aio._raw import AsyncFileIO
@@ -129,34 +129,6 @@ class _Request(NamedTuple):
     loop: asyncio.AbstractEventLoop | None
 
 
-class _Opener:
-    """What :func:`open` returns: awaitable once, and an async context manager."""
-
-    __slots__ = ("_args", "_file")
-
-    def __init__(self, request: _Request) -> None:
-        self._args = request
-        self._file: Any = None
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        if self._file is None:
-            self._file = yield from _open(self._args).__await__()
-        return self._file
-
-    async def __aenter__(self) -> Any:
-        return await self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        file, self._file = self._file, None
-        if file is not None:
-            await file.close()
-
-
 def open(  # noqa: PLR0917 - the builtin's signature
     file: Any,
     mode: str = "r",
@@ -217,10 +189,9 @@ def open(  # noqa: PLR0917 - the builtin's signature
     elif not closefd:
         raise ValueError("Cannot use closefd=False with file name")
     flags = parsed.flags | (os.O_DIRECT if direct else 0)
-    return _Opener(
-        _Request(file, mode, parsed, flags, buffering, encoding, errors, newline, closefd,
-                 opener, perms, provider, loop)
-    )  # fmt: skip
+    request = _Request(file, mode, parsed, flags, buffering, encoding, errors, newline, closefd,
+                 opener, perms, provider, loop)  # fmt: skip
+    return Pending(lambda: _open(request))
 
 
 async def _open(request: _Request) -> AsyncFile:

@@ -377,33 +377,23 @@ class AsyncFileIO(Positional, AsyncFile):
         self._check_open()
         if not self._readable:
             raise unsupported("File not open for reading")
-        if not self._turn.take():
-            await self._turn.wait()
-        try:
+        async with self._turn:
             if size < 0:
                 return await self._read_all()
             return await self._read_some(size)
-        finally:
-            self._turn.release()
 
     async def readall(self) -> bytes:
         """Read to EOF."""
         self._check_open()
-        if not self._turn.take():
-            await self._turn.wait()
-        try:
+        async with self._turn:
             return await self._read_all()
-        finally:
-            self._turn.release()
 
     async def readinto(self, buffer: Buffer) -> int:
         """One read into ``buffer`` at the position; the number of bytes read."""
         fd = self._check_open()
         if not self._readable:
             raise unsupported("File not open for reading")
-        if not self._turn.take():
-            await self._turn.wait()
-        try:
+        async with self._turn:
             if self._stream:
                 view = memoryview(buffer).cast("B")
                 data = await self._driver.run_in_worker(os.read, fd, len(view))
@@ -412,8 +402,6 @@ class AsyncFileIO(Positional, AsyncFile):
             n = await self._driver.read_into(fd, self._pos, buffer)
             self._pos += n
             return n
-        finally:
-            self._turn.release()
 
     async def readline(self, size: int | None = -1) -> bytes:
         """Read up to and including the next ``b"\\n"`` (at most ``size`` bytes if >= 0)."""
@@ -423,9 +411,7 @@ class AsyncFileIO(Positional, AsyncFile):
         self._check_open()
         if not self._readable:
             raise unsupported("File not open for reading")
-        if not self._turn.take():
-            await self._turn.wait()
-        try:
+        async with self._turn:
             if self._stream:  # one byte at a time: never read past the line
                 out = bytearray()
                 while (limit < 0 or len(out) < limit) and (byte := await self._read_some(1)):
@@ -439,8 +425,6 @@ class AsyncFileIO(Positional, AsyncFile):
             except asyncio.CancelledError:
                 self._pos = start  # a cancelled read consumes nothing
                 raise
-        finally:
-            self._turn.release()
 
     async def _readline_seekable(self, limit: int) -> bytes:
         """Read ahead in chunks and keep only the line: the position decides what is read."""
@@ -481,24 +465,16 @@ class AsyncFileIO(Positional, AsyncFile):
         if not self._writable:
             raise unsupported("File not open for writing")
         memoryview(data)  # TypeError for str & co. before anything is queued
-        if not self._turn.take():
-            await self._turn.wait()
-        try:
+        async with self._turn:
             return await uninterrupted(self._write_some(data))
-        finally:
-            self._turn.release()
 
     async def truncate(self, size: int | None = None) -> int:
         """Resize the file to ``size`` (default: the position); the position stays."""
         self._check_open()
         if not self._writable:
             raise unsupported("File not open for writing")
-        if not self._turn.take():
-            await self._turn.wait()
-        try:
+        async with self._turn:
             return await uninterrupted(self._truncate(size))
-        finally:
-            self._turn.release()
 
     async def flush(self) -> None:
         """Nothing to flush (no buffer); raises on a closed file like the builtin."""

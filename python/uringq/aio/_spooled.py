@@ -13,10 +13,12 @@ import io
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from uringq.aio._base import LineIteration
+
 __all__ = ["AsyncSpooledTemporaryFile"]
 
 
-class AsyncSpooledTemporaryFile:
+class AsyncSpooledTemporaryFile(LineIteration):
     """See the module docstring. ``_file`` is the current file object, ``_rolled``
     tells which kind it is (as in the stdlib)."""
 
@@ -140,15 +142,6 @@ class AsyncSpooledTemporaryFile:
             await self._file.close()
         else:
             self._file.close()
-
-    def __aiter__(self) -> AsyncSpooledTemporaryFile:
-        return self
-
-    async def __anext__(self) -> Any:
-        line = await self.readline()
-        if not line:
-            raise StopAsyncIteration
-        return line
 
     async def __aenter__(self) -> AsyncSpooledTemporaryFile:
         return self

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from uringq.aio import _workers
+from uringq.aio._base import LineIteration
 
 __all__ = ["stderr", "stderr_bytes", "stdin", "stdin_bytes", "stdout", "stdout_bytes"]
 
@@ -45,7 +46,7 @@ def _attribute(name: str) -> property:
     return property(lambda self: getattr(self._get(), name), doc=f"The stream's ``{name}``.")
 
 
-class _Stream:
+class _Stream(LineIteration):
     """One of the standard streams, looked up in ``sys`` at every call."""
 
     __slots__ = ("_get", "_name")
@@ -53,15 +54,6 @@ class _Stream:
     def __init__(self, name: str, get: Callable[[], Any]) -> None:
         self._name = name
         self._get = get
-
-    def __aiter__(self) -> _Stream:
-        return self
-
-    async def __anext__(self) -> Any:
-        line = await self.readline()  # type: ignore[attr-defined]
-        if not line:
-            raise StopAsyncIteration
-        return line
 
     def __repr__(self) -> str:
         return f"<uringq.aio {self._name}>"

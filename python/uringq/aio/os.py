@@ -133,75 +133,52 @@ async def lstat(
     return await _driver(loop).statx(path, dir_fd=check_dir_fd(dir_fd), follow_symlinks=False)
 
 
-async def _rename(name: str, src: Any, dst: Any, dir_fds: tuple[Any, Any], loop: Any) -> None:
-    src = check_path(name, "src", src)
-    dst = check_path(name, "dst", dst)
-    src_dir_fd, dst_dir_fd = map(check_dir_fd, dir_fds)
-    await _driver(loop).renameat(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
+def _renamer(name: str) -> Callable[..., Awaitable[None]]:
+    async def call(
+        src: Any,
+        dst: Any,
+        *,
+        src_dir_fd: int | None = None,
+        dst_dir_fd: int | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+        executor: concurrent.futures.Executor | None = None,
+    ) -> None:
+        src = check_path(name, "src", src)
+        dst = check_path(name, "dst", dst)
+        await _driver(loop).renameat(
+            src, dst, src_dir_fd=check_dir_fd(src_dir_fd), dst_dir_fd=check_dir_fd(dst_dir_fd)
+        )
+
+    return _named(call, name, "RENAMEAT")
 
 
-async def rename(
-    src: Any,
-    dst: Any,
-    *,
-    src_dir_fd: int | None = None,
-    dst_dir_fd: int | None = None,
-    loop: asyncio.AbstractEventLoop | None = None,
-    executor: concurrent.futures.Executor | None = None,
-) -> None:
-    """``os.rename``."""
-    await _rename("rename", src, dst, (src_dir_fd, dst_dir_fd), loop)
+def _unlinker(name: str, *, rmdir: bool) -> Callable[..., Awaitable[None]]:
+    async def call(
+        path: Any,
+        *,
+        dir_fd: int | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+        executor: concurrent.futures.Executor | None = None,
+    ) -> None:
+        path = check_path(name, "path", path)
+        await _driver(loop).unlinkat(path, dir_fd=check_dir_fd(dir_fd), rmdir=rmdir)
+
+    return _named(call, name, "UNLINKAT")
 
 
-async def replace(
-    src: Any,
-    dst: Any,
-    *,
-    src_dir_fd: int | None = None,
-    dst_dir_fd: int | None = None,
-    loop: asyncio.AbstractEventLoop | None = None,
-    executor: concurrent.futures.Executor | None = None,
-) -> None:
-    """``os.replace`` (on POSIX the same call as ``rename``)."""
-    await _rename("replace", src, dst, (src_dir_fd, dst_dir_fd), loop)
+def _named(
+    call: Callable[..., Awaitable[None]], name: str, opcode: str
+) -> Callable[..., Awaitable[None]]:
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = f"``os.{name}`` ({opcode} on the queue)."
+    return call
 
 
-async def _unlink(name: str, path: Any, dir_fd: Any, rmdir: bool, loop: Any) -> None:
-    path = check_path(name, "path", path)
-    await _driver(loop).unlinkat(path, dir_fd=check_dir_fd(dir_fd), rmdir=rmdir)
-
-
-async def remove(
-    path: Any,
-    *,
-    dir_fd: int | None = None,
-    loop: asyncio.AbstractEventLoop | None = None,
-    executor: concurrent.futures.Executor | None = None,
-) -> None:
-    """``os.remove``."""
-    await _unlink("remove", path, dir_fd, False, loop)
-
-
-async def unlink(
-    path: Any,
-    *,
-    dir_fd: int | None = None,
-    loop: asyncio.AbstractEventLoop | None = None,
-    executor: concurrent.futures.Executor | None = None,
-) -> None:
-    """``os.unlink``."""
-    await _unlink("unlink", path, dir_fd, False, loop)
-
-
-async def rmdir(
-    path: Any,
-    *,
-    dir_fd: int | None = None,
-    loop: asyncio.AbstractEventLoop | None = None,
-    executor: concurrent.futures.Executor | None = None,
-) -> None:
-    """``os.rmdir``."""
-    await _unlink("rmdir", path, dir_fd, True, loop)
+rename = _renamer("rename")
+replace = _renamer("replace")  # on POSIX the same call as rename
+remove = _unlinker("remove", rmdir=False)
+unlink = _unlinker("unlink", rmdir=False)
+rmdir = _unlinker("rmdir", rmdir=True)
 
 
 async def mkdir(

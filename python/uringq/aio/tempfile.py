@@ -22,11 +22,11 @@ import os
 import random
 import shutil
 import tempfile as _stdlib
-from collections.abc import Awaitable, Callable, Generator
-from types import TracebackType
+from collections.abc import Generator
 from typing import Any
 
 from uringq.aio import _workers
+from uringq.aio._base import Pending
 from uringq.aio._driver import get_driver
 from uringq.aio._opener import open as aio_open
 from uringq.aio._spooled import AsyncSpooledTemporaryFile
@@ -47,35 +47,7 @@ os.register_at_fork(after_in_child=_random.seed)
 _CREATE = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-class _Pending:
-    """Awaitable once, and an async context manager that closes what it made."""
-
-    __slots__ = ("_factory", "_obj")
-
-    def __init__(self, factory: Callable[[], Awaitable[Any]]) -> None:
-        self._factory = factory
-        self._obj: Any = None
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        if self._obj is None:
-            self._obj = yield from self._factory().__await__()
-        return self._obj
-
-    async def __aenter__(self) -> Any:
-        return await self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        obj, self._obj = self._obj, None
-        if obj is not None:
-            await obj.__aexit__(exc_type, exc, tb)
-
-
-class _PendingDirectory(_Pending):
+class _PendingDirectory(Pending):
     """``async with TemporaryDirectory() as name`` gives the name, as the stdlib's."""
 
     __slots__ = ()
@@ -168,7 +140,7 @@ def TemporaryFile(  # noqa: PLR0917 - the stdlib's signature
         fd = await _tmpfile(dir, loop or asyncio.get_running_loop())
         return await _open_fd(fd, mode, buffering, (encoding, newline, errors), loop)
 
-    return _Pending(make)
+    return Pending(make)
 
 
 async def _open_fd(
@@ -259,7 +231,7 @@ def NamedTemporaryFile(  # noqa: PLR0917 - the stdlib's signature
             raise
         return AsyncTemporaryFileWrapper(file, name, delete, delete_on_close)
 
-    return _Pending(make)
+    return Pending(make)
 
 
 def SpooledTemporaryFile(  # noqa: PLR0917 - the stdlib's signature
@@ -286,7 +258,7 @@ def SpooledTemporaryFile(  # noqa: PLR0917 - the stdlib's signature
 
         return AsyncSpooledTemporaryFile(max_size, mode, encoding, newline, errors, rollover_file)
 
-    return _Pending(make)
+    return Pending(make)
 
 
 class AsyncTemporaryDirectory:
