@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import io
 import locale
 import operator
@@ -678,11 +679,12 @@ class AsyncTextIOWrapper(AsyncFile):
         raw = getattr(buffer, "_raw", None)
         if raw is not None and raw._fd >= 0:
             warnings.warn(f"unclosed file {self!r}", ResourceWarning, stacklevel=2)
-            try:
-                self._flush_sync()
-            finally:
-                assert buffer is not None
-                buffer._close_sync()
+            with contextlib.suppress(Exception):  # best effort at collection time
+                try:
+                    self._flush_sync()
+                finally:
+                    assert buffer is not None
+                    buffer._close_sync()
 
     def __repr__(self) -> str:
         buffer = self._buffer
