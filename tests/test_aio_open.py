@@ -502,3 +502,24 @@ def test_read_ahead_never_hides_this_files_own_writes(run: Any, tmp_path: Path, 
             assert await f.read(20_000) == bytes(expected[8192:28_192])
 
     run(main)
+
+
+def test_a_close_not_awaited_before_the_loop_closes_still_closes_the_fd(
+    loop_factory: Any, provider: str, sample: Path
+) -> None:
+    import time
+
+    loop = loop_factory()
+    aio.get_driver(loop, provider=provider)
+    f = loop.run_until_complete(aio.open(sample, "rb"))
+    fd = f.fileno()
+    f.close()  # prepared (or handed to a worker), never awaited
+    loop.close()  # the loop never runs again
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        try:
+            os.fstat(fd)
+        except OSError:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"fd {fd} still open after the loop closed")

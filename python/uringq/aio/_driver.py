@@ -515,12 +515,15 @@ class Driver(Operations):
                             os.close(fd)
 
     def _drain(self, timeout: float) -> None:
-        """Settle what completes within ``timeout`` seconds (the queue stays open)."""
+        """Settle what completes within ``timeout`` seconds (the queue stays open).
+
+        What was prepared is submitted first, also with ``timeout=0``: a file's close
+        prepared in the loop's last iteration must still happen.
+        """
         queue = self.queue
         deadline = time.monotonic() + timeout
-        if timeout > 0:
-            with contextlib.suppress(QueueEmpty, QueueClosed):
-                self._commit()
+        with contextlib.suppress(QueueEmpty, QueueClosed):
+            self._commit()
         settle = self._settle_futures
         if settle is not None:
             with contextlib.suppress(QueueClosed):  # closed behind the driver's back
