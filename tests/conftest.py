@@ -9,17 +9,21 @@ simply do not appear.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import uringq
 from helpers.patterns import write_pattern_file
 from helpers.queueing import DATA_SIZE, WatchableBuffer
+from uringq import aio
+
+T = TypeVar("T")
 
 
 def available_provider_ids() -> list[str]:
@@ -155,3 +159,52 @@ def default_sigint() -> Iterator[None]:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, saved)
+
+
+# -- uringq.aio: every test on the default loop and on uvloop ---------------------------------
+def _loop_factories() -> list[Any]:
+    params: list[Any] = [pytest.param(asyncio.new_event_loop, id="asyncio")]
+    try:
+        import uvloop
+    except ImportError:
+        params.append(pytest.param(None, id="uvloop", marks=pytest.mark.skip("uvloop missing")))
+    else:
+        params.append(pytest.param(uvloop.new_event_loop, id="uvloop"))
+    return params
+
+
+@pytest.fixture(params=_loop_factories())
+def loop_factory(request: pytest.FixtureRequest) -> Callable[[], asyncio.AbstractEventLoop]:
+    return request.param
+
+
+@pytest.fixture
+def run(
+    loop_factory: Callable[[], asyncio.AbstractEventLoop], provider: str
+) -> Iterator[Callable[[Callable[[], Awaitable[T]]], T]]:
+    """``run(async_fn)``: run ``async_fn()`` on a fresh loop whose driver uses ``provider``."""
+
+    def runner(async_fn: Callable[[], Awaitable[T]]) -> T:
+        async def main() -> T:
+            aio.get_driver(provider=provider)
+            return await async_fn()
+
+        with asyncio.Runner(loop_factory=loop_factory) as r:
+            return r.run(main())
+
+    yield runner
+
+
+@pytest.fixture
+def arun(
+    loop_factory: Callable[[], asyncio.AbstractEventLoop], provider: str
+) -> Iterator[Callable[[Awaitable[T]], T]]:
+    """``arun(coro)``: one loop for the whole test (hypothesis examples share it, and its
+    driver on ``provider``)."""
+    with asyncio.Runner(loop_factory=loop_factory) as r:
+
+        async def start() -> None:
+            aio.get_driver(provider=provider)
+
+        r.run(start())
+        yield r.run

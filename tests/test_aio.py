@@ -16,8 +16,8 @@ import gc
 import os
 import random
 import warnings
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import TypeVar
 
 import pytest
 import uringq
@@ -27,39 +27,6 @@ pytestmark = pytest.mark.timeout(60)
 
 T = TypeVar("T")
 BLOCK = 4096
-
-
-def _loop_factories() -> list[Any]:
-    params: list[Any] = [pytest.param(asyncio.new_event_loop, id="asyncio")]
-    try:
-        import uvloop
-    except ImportError:
-        params.append(pytest.param(None, id="uvloop", marks=pytest.mark.skip("uvloop missing")))
-    else:
-        params.append(pytest.param(uvloop.new_event_loop, id="uvloop"))
-    return params
-
-
-@pytest.fixture(params=_loop_factories())
-def loop_factory(request: pytest.FixtureRequest) -> Callable[[], asyncio.AbstractEventLoop]:
-    return request.param
-
-
-@pytest.fixture
-def run(
-    loop_factory: Callable[[], asyncio.AbstractEventLoop], provider: str
-) -> Iterator[Callable[[Callable[[], Awaitable[T]]], T]]:
-    """``run(async_fn)``: run ``async_fn()`` on a fresh loop whose driver uses ``provider``."""
-
-    def runner(async_fn: Callable[[], Awaitable[T]]) -> T:
-        async def main() -> T:
-            aio.get_driver(provider=provider)
-            return await async_fn()
-
-        with asyncio.Runner(loop_factory=loop_factory) as r:
-            return r.run(main())
-
-    yield runner
 
 
 @pytest.fixture
@@ -121,7 +88,7 @@ def test_read_is_short_at_eof_and_empty_past_it(run, data):
     size = len(contents)
 
     async def main() -> None:
-        async with aio.open(path) as f:
+        async with aio.open(path, "rb") as f:
             assert await f.read(BLOCK, size - 10) == contents[-10:]
             assert await f.read(BLOCK, size) == b""
             assert await f.read(BLOCK, size + 10**6) == b""
@@ -134,7 +101,7 @@ def test_read_into_fills_the_buffer_and_returns_the_count(run, data):
     path, contents = data
 
     async def main() -> None:
-        async with aio.open(path) as f:
+        async with aio.open(path, "rb") as f:
             buf = bytearray(BLOCK)
             assert await f.read_into(buf, 777) == BLOCK
             assert buf == contents[777 : 777 + BLOCK]
@@ -184,32 +151,36 @@ def test_modes_follow_the_builtin_open(run, tmp_path):
         async with aio.open(path, "xb") as f:  # creates; os.PathLike works
             await f.write(b"12345", 0)
         with pytest.raises(FileExistsError):
-            await aio.open(path, "x")
+            await aio.open(path, "xb")
         async with aio.open(path, "ab") as f:
             await f.write(b"678", 0)  # O_APPEND: the kernel appends
-        async with aio.open(path, "r") as f:
+        async with aio.open(path, "rb") as f:
             assert await f.read(20, 0) == b"12345678"
             with pytest.raises(OSError) as info:
                 await f.write(b"x", 0)
             assert info.value.errno == errno.EBADF
-        async with aio.open(path, "w"):  # truncates
+        async with aio.open(path, "wb"):  # truncates
             pass
         assert path.stat().st_size == 0
 
     run(main)
 
 
-@pytest.mark.parametrize("mode", ["rt", "r+t", "", "rw", "rr", "q", "wb+x"])
-def test_invalid_modes_raise_value_error(tmp_path, mode):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("mode", ["", "rw", "rr", "q", "wb+x", "rtb", "U", "r++", "+", "xa"])
+def test_invalid_modes_raise_the_builtins_value_error(tmp_path, mode):
+    with pytest.raises(ValueError) as builtin:
+        open(tmp_path / "x", mode)  # noqa: SIM115
+    with pytest.raises(ValueError) as ours:
         aio.open(tmp_path / "x", mode)
+    assert str(ours.value) == str(builtin.value)
+    assert not (tmp_path / "x").exists()
 
 
 def test_await_open_returns_a_file_to_close(run, data):
     path, contents = data
 
     async def main() -> None:
-        f = await aio.open(path)
+        f = await aio.open(path, "rb")
         try:
             assert not f.closed
             assert f.fileno() >= 0
@@ -227,7 +198,7 @@ def test_await_open_returns_a_file_to_close(run, data):
 def test_open_of_a_missing_file_raises_file_not_found(run, tmp_path):
     async def main() -> None:
         with pytest.raises(FileNotFoundError):
-            async with aio.open(tmp_path / "missing.bin"):
+            async with aio.open(tmp_path / "missing.bin", "rb"):
                 pass
         with pytest.raises(FileNotFoundError):
             await aio.open(tmp_path / "missing.bin", "r+b")
@@ -271,7 +242,7 @@ def test_argument_errors_arrive_from_the_await(run, data):
     path, _ = data
 
     async def main() -> None:
-        async with aio.open(path) as f:
+        async with aio.open(path, "rb") as f:
             with pytest.raises(ValueError):
                 await f.read_into(bytearray(8), -1)
             with pytest.raises(ValueError):
@@ -305,7 +276,7 @@ def test_operations_on_a_closed_file_raise_value_error(run, data):
     path, _ = data
 
     async def main() -> None:
-        f = await aio.open(path)
+        f = await aio.open(path, "rb")
         f.close()
         for call in (
             lambda: f.read(1, 0),
@@ -332,7 +303,7 @@ def test_thousands_of_concurrent_reads_beyond_the_ring_size(run, data):
     async def main() -> None:
         driver = aio.get_driver()
         assert driver.queue.cq_entries < len(offsets)
-        async with aio.open(path) as f:
+        async with aio.open(path, "rb") as f:
             results = await asyncio.gather(*(f.read(BLOCK, off) for off in offsets))
         for off, got in zip(offsets, results, strict=True):
             assert got == contents[off : off + BLOCK]
@@ -347,7 +318,7 @@ def test_a_tiny_queue_never_raises_queue_full(loop_factory, provider, data):
 
     async def main() -> None:
         aio.get_driver(provider=provider, sq_entries=2, cq_entries=2)
-        async with aio.open(path) as f:
+        async with aio.open(path, "rb") as f:
             bufs = [bytearray(64) for _ in offsets]
             counts = await asyncio.gather(
                 *(f.read_into(buf, off) for buf, off in zip(bufs, offsets, strict=True))
@@ -372,7 +343,7 @@ def test_many_tasks_doing_sequential_reads(run, data):
         return total
 
     async def main() -> None:
-        async with aio.open(path) as f:
+        async with aio.open(path, "rb") as f:
             totals = await asyncio.gather(*(worker(f, i * 5000) for i in range(64)))
         assert totals == [50 * 300] * 64
 
@@ -409,9 +380,10 @@ def test_requests_are_committed_once_per_loop_iteration(run, data, monkeypatch):
             commits.append(n)
             return n
 
-        monkeypatch.setattr(driver, "_commit", counting_commit)
-        async with aio.open(path) as f:
+        async with aio.open(path, "rb") as f:  # the open and close may be requests too
+            monkeypatch.setattr(driver, "_commit", counting_commit)
             await asyncio.gather(*(f.read(16, i * 16) for i in range(100)))
+            monkeypatch.undo()
 
     run(main)
     assert commits == [100]
@@ -474,7 +446,7 @@ def test_cancelling_a_completed_read_drops_the_result_quietly(run, data):
     path, contents = data
 
     async def main() -> None:
-        async with aio.open(path) as f:
+        async with aio.open(path, "rb") as f:
             futs = [f.read(16, i) for i in range(10)]
             for fut in futs[::2]:
                 fut.cancel()
@@ -553,7 +525,7 @@ def test_closing_a_file_right_after_its_reads_closes_the_fd_promptly(run, data):
 
     async def main() -> None:
         for _ in range(20):
-            f = await aio.open(path)
+            f = await aio.open(path, "rb")
             fd = f.fileno()
             await asyncio.gather(*(f.read(BLOCK, i * BLOCK) for i in range(128)))
             f.close()
@@ -660,7 +632,7 @@ def test_explicit_driver_close_settles_file_requests_in_flight(run, data):
 
     async def main() -> None:
         driver = aio.get_driver()
-        f = await aio.open(path)
+        f = await aio.open(path, "rb")
         futs = [f.read(8, i) for i in range(50)]
         driver.close()  # before the iteration that would commit them
         assert [fut.result() for fut in futs] == [contents[i : i + 8] for i in range(50)]
@@ -676,7 +648,7 @@ def test_a_file_outliving_its_loop_can_still_be_closed(loop_factory, provider, d
     path, _ = data
     loop = loop_factory()
     aio.get_driver(loop, provider=provider)
-    f = loop.run_until_complete(aio.open(path))
+    f = loop.run_until_complete(aio.open(path, "rb"))
     fd = f.fileno()
     loop.close()
     f.close()
@@ -688,7 +660,7 @@ def test_an_unclosed_file_warns_and_closes_its_fd(run, data):
     path, _ = data
 
     async def main() -> int:
-        f = await aio.open(path)
+        f = await aio.open(path, "rb")
         fd = f.fileno()
         with pytest.warns(ResourceWarning):
             del f
@@ -731,7 +703,7 @@ def test_forced_threadpool_provider_through_the_environment(loop_factory, monkey
     path, contents = data
 
     async def main() -> None:
-        async with aio.open(path) as f:
+        async with aio.open(path, "rb") as f:
             assert f.driver.provider_id == "threadpool"
             got = await asyncio.gather(*(f.read(100, i * 100) for i in range(500)))
         assert got == [contents[i * 100 : (i + 1) * 100] for i in range(500)]
@@ -744,7 +716,7 @@ def test_provider_keyword_of_open_picks_the_provider(loop_factory, provider, dat
     path, contents = data
 
     async def main() -> None:
-        async with aio.open(path, provider=provider) as f:
+        async with aio.open(path, "rb", provider=provider) as f:
             assert f.driver.provider_id == provider
             assert await f.read(10, 0) == contents[:10]
 

@@ -1,13 +1,4 @@
-"""asyncio integration: one :class:`~uringq.IoQueue` per event loop, a future per request.
-
-::
-
-    async with uringq.aio.open("data.bin", "rb") as f:
-        block = await f.read(4096, offset=0)          # bytes; b"" past EOF, short at EOF
-        n = await f.read_into(buffer, offset=8192)     # int
-    async with uringq.aio.open("out.bin", "wb") as f:
-        await f.write(b"hello", 0)
-        await f.fsync()
+"""The per-loop driver: one :class:`~uringq.IoQueue` per event loop, a future per request.
 
 How it works (SPEC section 5):
 
@@ -38,14 +29,10 @@ How it works (SPEC section 5):
   whose close was waiting for their requests are closed. :meth:`Driver.close` does the
   same at any time.
 
-The driver belongs to its loop's thread, like the loop itself. Everything here works on
-the default loop and on uvloop, with either provider (``provider=`` on first use per
-loop, or ``URINGQ_PROVIDER``).
-
-Fast paths: the methods of :class:`AsyncFile` and :class:`Driver` return a plain
-:class:`asyncio.Future` (no coroutine per call). The module-level :func:`read`,
-:func:`write`, ... look the driver up per call and need the fd registered first with
-:func:`register`.
+The driver belongs to its loop's thread, like the loop itself. It works on the default
+loop and on uvloop, with either provider (``provider=`` on first use per loop, or
+``URINGQ_PROVIDER``). Its request methods return a plain :class:`asyncio.Future` (no
+coroutine per call).
 """
 
 from __future__ import annotations
@@ -54,16 +41,15 @@ import asyncio
 import contextlib
 import os
 import time
-import warnings
 import weakref
 from collections import deque
-from collections.abc import Callable, Generator, Sequence
-from types import TracebackType
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from uringq import _checks
 from uringq._errors import Interrupted, QueueBusy, QueueClosed, QueueEmpty, QueueFull
 from uringq._queue import IoQueue
+from uringq.aio._ops import OP, OPERATIONS, Operation, Operations
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -72,20 +58,7 @@ if TYPE_CHECKING:
     from uringq._completion import Completion
     from uringq._registry import ProviderInfo
 
-__all__ = [
-    "DEFAULT_SQ_ENTRIES",
-    "AsyncFile",
-    "Driver",
-    "deregister",
-    "fsync",
-    "get_driver",
-    "open",
-    "read",
-    "readv",
-    "register",
-    "write",
-    "writev",
-]
+__all__ = ["DEFAULT_SQ_ENTRIES", "Driver", "get_driver"]
 
 DEFAULT_SQ_ENTRIES: Final = 256
 """Submission queue size of a loop's queue (the CQ is twice that); more requests wait in
@@ -111,13 +84,15 @@ _drivers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, weakref.ref[Drive
 )
 
 
-class Driver:
+class Driver(Operations):
     """The queue of one event loop and the glue between its completions and futures.
 
     Get it with :func:`get_driver`; every request method returns an
     :class:`asyncio.Future` whose result is the completion's result (bytes transferred)
     and whose exception is the completion's error. fds must be registered with
-    :meth:`register` (:func:`open` does it for its files).
+    :meth:`register` for the data requests (:func:`open` does it for its files); the
+    file and path operations (:meth:`openat`, :meth:`statx`, ...; see
+    :class:`~uringq.aio._ops.Operations`) take any path or fd.
     """
 
     __slots__ = (
@@ -130,6 +105,7 @@ class Driver:
         "_create_future",
         "_fileno",
         "_flush_scheduled",
+        "_ops",
         "_prepare_read",
         "_prepare_read_bytes",
         "_prepare_write",
@@ -175,6 +151,7 @@ class Driver:
         self._flush_scheduled = False
         self._closing_fds: dict[int, bool] = {}  # fd -> os.close() it once deregistered
         self._retry_handle: asyncio.TimerHandle | None = None
+        self._ops = {name for name in OPERATIONS if hasattr(queue, name)}
         self._fileno = queue.fileno()
         try:
             loop.add_reader(self._fileno, self._reap)
@@ -223,6 +200,22 @@ class Driver:
             return
         if close:
             os.close(number)
+
+    def release_fd(self, fd: int) -> bool:
+        """Deregister ``fd`` before its owner closes it: True if that may happen now.
+
+        False if requests still use it (cancelled ones whose completion has not
+        arrived): the driver then closes it itself (``os.close``) once they are done.
+        """
+        if self.closed:
+            return True
+        try:
+            self.queue.deregister(fd)
+        except QueueBusy:
+            self._closing_fds[fd] = True
+            self._schedule_retry()
+            return False
+        return True
 
     # -- requests ---------------------------------------------------------------------
     def read_into(self, fd: int, offset: int, buf: Buffer) -> asyncio.Future[int]:
@@ -332,8 +325,10 @@ class Driver:
                 queue.prepare_sync(fd, target, datasync=arg)
             elif kind == _READV:
                 queue.prepare_readv(fd, offset, arg, target)
-            else:
+            elif kind == _WRITEV:
                 queue.prepare_writev(fd, offset, arg, target)
+            else:  # _ops.OP
+                self._prepare_operation(arg, target)
         except QueueFull:
             return False
         except Exception as exc:
@@ -406,6 +401,8 @@ class Driver:
                         fut.set_result(bytes(buf) if n == len(buf) else bytes(buf[:n]))
                     else:
                         fut.set_exception(error)
+            elif type(target) is Operation:
+                target.settle(completion)
             else:
                 if target.done():
                     continue
@@ -508,6 +505,9 @@ class Driver:
                     fut = target[0] if isinstance(target, tuple) else target
                     if loop_open and not fut.done():
                         fut.cancel()
+                    if request[0] == OP and request[3][0] == "prepare_close":
+                        with contextlib.suppress(OSError):  # a close is never dropped
+                            os.close(request[3][1][0])
                 closing, self._closing_fds = self._closing_fds, {}
                 for fd, close_fd in closing.items():
                     if close_fd:
@@ -515,12 +515,15 @@ class Driver:
                             os.close(fd)
 
     def _drain(self, timeout: float) -> None:
-        """Settle what completes within ``timeout`` seconds (the queue stays open)."""
+        """Settle what completes within ``timeout`` seconds (the queue stays open).
+
+        What was prepared is submitted first, also with ``timeout=0``: a file's close
+        prepared in the loop's last iteration must still happen.
+        """
         queue = self.queue
         deadline = time.monotonic() + timeout
-        if timeout > 0:
-            with contextlib.suppress(QueueEmpty, QueueClosed):
-                self._commit()
+        with contextlib.suppress(QueueEmpty, QueueClosed):
+            self._commit()
         settle = self._settle_futures
         if settle is not None:
             with contextlib.suppress(QueueClosed):  # closed behind the driver's back
@@ -609,254 +612,3 @@ def get_driver(
     driver = Driver(loop, provider=provider, sq_entries=sq_entries, cq_entries=cq_entries)
     _drivers[loop] = weakref.ref(driver)
     return driver
-
-
-# -- module-level requests on registered fds ----------------------------------------------
-def register(fd: int | HasFileno) -> None:
-    """Register ``fd`` with the running loop's queue (needed by :func:`read` etc.)."""
-    get_driver().register(fd)
-
-
-def deregister(fd: int | HasFileno, *, close: bool = False) -> None:
-    """Deregister ``fd`` from the running loop's queue; see :meth:`Driver.deregister`."""
-    get_driver().deregister(fd, close=close)
-
-
-def read(fd: int, offset: int, buf: Buffer) -> asyncio.Future[int]:
-    """Read into ``buf`` at ``offset`` from the registered ``fd``; resolves to bytes read."""
-    return get_driver().read_into(fd, offset, buf)
-
-
-def write(fd: int, offset: int, data: Buffer) -> asyncio.Future[int]:
-    """Write ``data`` at ``offset`` to the registered ``fd``; resolves to bytes written."""
-    return get_driver().write(fd, offset, data)
-
-
-def readv(fd: int, offset: int, bufs: Sequence[Buffer]) -> asyncio.Future[int]:
-    """Scatter read at ``offset`` from the registered ``fd``; resolves to bytes read."""
-    return get_driver().readv(fd, offset, bufs)
-
-
-def writev(fd: int, offset: int, bufs: Sequence[Buffer]) -> asyncio.Future[int]:
-    """Gather write at ``offset`` to the registered ``fd``; resolves to bytes written."""
-    return get_driver().writev(fd, offset, bufs)
-
-
-def fsync(fd: int, *, datasync: bool = False) -> asyncio.Future[int]:
-    """``fsync`` the registered ``fd`` (``fdatasync`` with ``datasync=True``)."""
-    return get_driver().fsync(fd, datasync=datasync)
-
-
-# -- files ------------------------------------------------------------------------------
-class AsyncFile:
-    """A file opened by :func:`open`, registered with its loop's queue.
-
-    Every operation is positional (``offset`` is required); there is no file position.
-    Methods return futures: ``await f.read(n, offset)``.
-    """
-
-    __slots__ = ("_driver", "_fd", "mode", "name")
-
-    def __init__(self, driver: Driver, fd: int, name: Any, mode: str) -> None:
-        self._driver = driver
-        self._fd = fd
-        self.name = name
-        self.mode = mode
-
-    @property
-    def closed(self) -> bool:
-        return self._fd < 0
-
-    @property
-    def driver(self) -> Driver:
-        """The driver (and so the loop and queue) this file belongs to."""
-        return self._driver
-
-    def fileno(self) -> int:
-        if self._fd < 0:
-            raise ValueError("I/O operation on closed file")
-        return self._fd
-
-    def read(self, size: int, offset: int) -> asyncio.Future[bytes]:
-        """Read up to ``size`` bytes at ``offset``: ``bytes``, short at EOF, ``b""`` past it."""
-        fd = self._fd
-        if fd < 0:
-            return _failed(self._driver, ValueError("I/O operation on closed file"))
-        return self._driver.read(fd, size, offset)
-
-    def read_into(self, buf: Buffer, offset: int) -> asyncio.Future[int]:
-        """Read into ``buf`` at ``offset``; resolves to the number of bytes read."""
-        fd = self._fd
-        if fd < 0:
-            return _failed(self._driver, ValueError("I/O operation on closed file"))
-        return self._driver.read_into(fd, offset, buf)
-
-    def readv(self, bufs: Sequence[Buffer], offset: int) -> asyncio.Future[int]:
-        """Scatter read into ``bufs`` at ``offset``; resolves to the number of bytes read."""
-        fd = self._fd
-        if fd < 0:
-            return _failed(self._driver, ValueError("I/O operation on closed file"))
-        return self._driver.readv(fd, offset, bufs)
-
-    def write(self, data: Buffer, offset: int) -> asyncio.Future[int]:
-        """Write ``data`` at ``offset``; resolves to the number of bytes written.
-
-        As with ``os.pwrite``, a write may be short (a full disk, a file size limit).
-        In append mode the kernel writes at the end of the file whatever ``offset`` says.
-        """
-        fd = self._fd
-        if fd < 0:
-            return _failed(self._driver, ValueError("I/O operation on closed file"))
-        return self._driver.write(fd, offset, data)
-
-    def writev(self, bufs: Sequence[Buffer], offset: int) -> asyncio.Future[int]:
-        """Gather write of ``bufs`` at ``offset``; resolves to the number of bytes written."""
-        fd = self._fd
-        if fd < 0:
-            return _failed(self._driver, ValueError("I/O operation on closed file"))
-        return self._driver.writev(fd, offset, bufs)
-
-    async def fsync(self, *, datasync: bool = False) -> None:
-        """Flush the file to stable storage (``fdatasync`` with ``datasync=True``)."""
-        fd = self._fd
-        if fd < 0:
-            raise ValueError("I/O operation on closed file")
-        await self._driver.fsync(fd, datasync=datasync)
-
-    def close(self) -> None:
-        """Close the file. Closing twice does nothing.
-
-        Requests still in flight (e.g. cancelled ones) keep the fd number reserved until
-        they complete; the fd is closed then.
-        """
-        fd = self._fd
-        if fd < 0:
-            return
-        self._fd = -1
-        self._driver.deregister(fd, close=True)
-
-    async def aclose(self) -> None:
-        """Close the file (an awaitable form of :meth:`close`)."""
-        self.close()
-
-    async def __aenter__(self) -> AsyncFile:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        if getattr(self, "_fd", -1) >= 0:
-            warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=2)
-            with contextlib.suppress(Exception):  # best effort at collection time
-                self.close()
-
-    def __repr__(self) -> str:
-        state = "closed" if self._fd < 0 else f"fd={self._fd}"
-        return f"<uringq.aio.AsyncFile name={self.name!r} mode={self.mode!r} {state}>"
-
-
-def _failed(driver: Driver, exc: BaseException) -> asyncio.Future[Any]:
-    fut: asyncio.Future[Any] = driver.loop.create_future()
-    fut.set_exception(exc)
-    return fut
-
-
-def _mode_flags(mode: str) -> int:
-    """``os.open`` flags for a binary ``open()`` mode (``"rb"``, ``"r+b"``, ``"wb"`` ...)."""
-    if not isinstance(mode, str):
-        raise TypeError(f"mode must be str, not {type(mode).__name__}")
-    chars = set(mode)
-    kinds = chars & set("rwax")
-    if len(kinds) != 1 or len(chars) != len(mode) or not chars <= set("rwax+b"):
-        if "t" in chars:
-            raise ValueError("uringq.aio.open() is binary only: text mode is not supported")
-        raise ValueError(f"invalid mode: {mode!r}")
-    kind = kinds.pop()
-    update = "+" in chars
-    access = os.O_RDWR if update else (os.O_RDONLY if kind == "r" else os.O_WRONLY)
-    extra = {
-        "r": 0,
-        "w": os.O_CREAT | os.O_TRUNC,
-        "a": os.O_CREAT | os.O_APPEND,
-        "x": os.O_CREAT | os.O_EXCL,
-    }[kind]
-    return access | extra | os.O_CLOEXEC
-
-
-class _Opener:
-    """What :func:`open` returns: awaitable, and an async context manager."""
-
-    __slots__ = ("_file", "_flags", "_mode", "_path", "_perms", "_provider")
-
-    def __init__(
-        self,
-        path: str | bytes | os.PathLike[str] | os.PathLike[bytes],
-        mode: str,
-        flags: int,
-        perms: int,
-        provider: str | ProviderInfo | None,
-    ) -> None:
-        self._path = path
-        self._mode = mode
-        self._flags = flags
-        self._perms = perms
-        self._provider = provider
-        self._file: AsyncFile | None = None
-
-    async def _open(self) -> AsyncFile:
-        driver = get_driver(provider=self._provider)
-        fd = os.open(self._path, self._flags, self._perms)
-        try:
-            driver.register(fd)
-        except BaseException:
-            os.close(fd)
-            raise
-        return AsyncFile(driver, fd, self._path, self._mode)
-
-    def __await__(self) -> Generator[Any, None, AsyncFile]:
-        return self._open().__await__()
-
-    async def __aenter__(self) -> AsyncFile:
-        self._file = await self._open()
-        return self._file
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._file is not None:
-            self._file.close()
-
-
-def open(  # mirrors the builtin, like aiofiles.open
-    path: str | bytes | os.PathLike[str] | os.PathLike[bytes],
-    mode: str = "rb",
-    *,
-    direct: bool = False,
-    perms: int = 0o666,
-    provider: str | ProviderInfo | None = None,
-) -> _Opener:
-    """Open ``path`` for positional asynchronous I/O on the running loop's queue.
-
-    ``async with uringq.aio.open(path, "rb") as f:`` or ``f = await uringq.aio.open(...)``
-    (then ``f.close()``). Modes are those of the builtin ``open`` in binary form (``"b"``
-    is implied): ``r``, ``w``, ``a``, ``x``, each optionally with ``+``. ``direct=True``
-    adds ``O_DIRECT`` (buffers, offsets and sizes must then be aligned, see
-    :func:`uringq.aligned_buffer`). ``perms`` is the mode of a created file (before the
-    umask). ``provider`` applies if this creates the loop's driver.
-
-    The file is opened with ``os.open`` (a local open does not block for long); a failure
-    raises the builtin :class:`OSError` subclass, e.g. :class:`FileNotFoundError`.
-    """
-    flags = _mode_flags(mode)
-    if direct:
-        flags |= os.O_DIRECT
-    return _Opener(path, mode, flags, perms, provider)

@@ -1,0 +1,291 @@
+"""``uringq.aio.open``: the builtin ``open`` for asyncio.
+
+The arguments are checked at the call, with the builtin's exceptions and messages; the
+file is opened when the result is awaited (``f = await open(...)``) or entered
+(``async with open(...) as f``). The open itself is an ``openat`` on the loop's queue
+(the worker pool where the queue lacks it), or the ``opener`` given. Then, as the
+builtin does, one ``fstat`` (a directory raises ``IsADirectoryError``; ``st_blksize`` is
+the default buffer size) and, in ``a`` modes, one ``lseek`` to the end: plain calls on an
+fd opened a moment ago, which never wait for the disk. The layers follow the builtin:
+``AsyncFileIO`` (``buffering=0``), ``AsyncBufferedReader`` / ``Writer`` / ``Random``,
+``AsyncTextIOWrapper``.
+
+If anything fails after the open (a bad encoding, ``buffering=0`` in text mode: the
+builtin checks those after opening too), the fd is closed before the error propagates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import errno
+import io
+import operator
+import os
+import stat
+import warnings
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from uringq.aio._base import Pending
+from uringq.aio._buffered import AsyncBufferedRandom, AsyncBufferedReader, AsyncBufferedWriter
+from uringq.aio._driver import get_driver
+from uringq.aio._raw import AsyncFileIO
+from uringq.aio._text import AsyncTextIOWrapper, check_newline
+
+if TYPE_CHECKING:
+    from uringq._registry import ProviderInfo
+    from uringq.aio._base import AsyncFile
+    from uringq.aio._driver import Driver
+
+__all__ = ["Mode", "open", "parse_mode"]
+
+
+class Mode(NamedTuple):
+    """A parsed ``open()`` mode."""
+
+    reading: bool
+    writing: bool
+    appending: bool
+    creating: bool
+    updating: bool
+    text: bool
+
+    @property
+    def flags(self) -> int:
+        """The ``os.open`` flags (``O_CLOEXEC`` included)."""
+        if self.updating:
+            access = os.O_RDWR
+        elif self.reading:
+            access = os.O_RDONLY
+        else:
+            access = os.O_WRONLY
+        if self.writing:
+            access |= os.O_CREAT | os.O_TRUNC
+        elif self.appending:
+            access |= os.O_CREAT | os.O_APPEND
+        elif self.creating:
+            access |= os.O_CREAT | os.O_EXCL
+        return access | os.O_CLOEXEC
+
+
+def _typecheck(name: str, value: Any) -> None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"open() argument '{name}' must be str or None, not {type(value).__name__}")
+
+
+_PARSED: dict[str, Mode] = {}  # valid modes seen so far (a few dozen at most)
+
+
+def parse_mode(mode: Any) -> Mode:
+    """Check ``mode`` as the builtin ``open`` does (same exceptions, same messages)."""
+    parsed = _PARSED.get(mode) if type(mode) is str else None
+    if parsed is None:
+        parsed = _PARSED[mode] = _parse_mode(mode)
+    return parsed
+
+
+def _parse_mode(mode: Any) -> Mode:
+    if not isinstance(mode, str):
+        raise TypeError(f"open() argument 'mode' must be str, not {type(mode).__name__}")
+    chars = set(mode)
+    if len(chars) != len(mode) or not chars <= set("rwxa+bt"):
+        raise ValueError(f"invalid mode: {mode!r}")
+    text, binary = "t" in chars, "b" in chars
+    if text and binary:
+        raise ValueError("can't have text and binary mode at once")
+    kinds = chars & set("rwxa")
+    if len(kinds) > 1:
+        raise ValueError("must have exactly one of create/read/write/append mode")
+    if not kinds:
+        raise ValueError(
+            "Must have exactly one of create/read/write/append mode and at most one plus"
+        )
+    return Mode(
+        reading="r" in chars,
+        writing="w" in chars,
+        appending="a" in chars,
+        creating="x" in chars,
+        updating="+" in chars,
+        text=not binary,
+    )
+
+
+class _Request(NamedTuple):
+    """What :func:`open` checked, for the open when awaited."""
+
+    file: Any
+    mode: str
+    parsed: Mode
+    flags: int
+    buffering: int
+    encoding: str | None
+    errors: str | None
+    newline: str | None
+    closefd: bool
+    opener: Callable[[Any, int], int] | None
+    perms: int
+    provider: str | ProviderInfo | None
+    loop: asyncio.AbstractEventLoop | None
+
+
+def open(  # noqa: PLR0917 - the builtin's signature
+    file: Any,
+    mode: str = "r",
+    buffering: int = -1,
+    encoding: str | None = None,
+    errors: str | None = None,
+    newline: str | None = None,
+    closefd: bool = True,
+    opener: Callable[[Any, int], int] | None = None,
+    *,
+    direct: bool = False,
+    perms: int = 0o666,
+    provider: str | ProviderInfo | None = None,
+    loop: asyncio.AbstractEventLoop | None = None,
+    executor: concurrent.futures.Executor | None = None,
+) -> Any:
+    """Open ``file`` for asyncio: the builtin ``open`` with coroutine methods.
+
+    ``async with uringq.aio.open(path, "rb") as f:`` or ``f = await uringq.aio.open(...)``
+    (then ``await f.close()``). ``file``, ``mode``, ``buffering``, ``encoding``,
+    ``errors``, ``newline``, ``closefd`` and ``opener`` are the builtin's, with its
+    defaults, checks and errors. Keyword-only extras: ``direct=True`` adds ``O_DIRECT``
+    (buffers, offsets and sizes of the positional API must then be aligned, see
+    :func:`uringq.aligned_buffer`); ``perms`` is the mode of a created file (before the
+    umask); ``provider`` applies if this creates the loop's driver; ``loop`` and
+    ``executor`` are accepted for aiofiles' signature (``loop``: whose driver to use;
+    ``executor`` is not used: no file operation runs on an executor here).
+    """
+    del executor
+    if not isinstance(file, int):
+        try:
+            file = os.fspath(file)
+        except TypeError:
+            raise TypeError(
+                f"expected str, bytes or os.PathLike object, not {type(file).__name__}"
+            ) from None
+    parsed = parse_mode(mode)
+    buffering = operator.index(buffering)
+    _typecheck("encoding", encoding)
+    _typecheck("errors", errors)
+    _typecheck("newline", newline)
+    if not parsed.text:
+        for name, value in (("an encoding", encoding), ("an errors", errors)):
+            if value is not None:
+                raise ValueError(f"binary mode doesn't take {name} argument")
+        if newline is not None:
+            raise ValueError("binary mode doesn't take a newline argument")
+        if buffering == 1:
+            warnings.warn(
+                "line buffering (buffering=1) isn't supported in binary mode, the default "
+                "buffer size will be used",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    if isinstance(file, int):
+        if file < 0:
+            raise ValueError("negative file descriptor")
+    elif not closefd:
+        raise ValueError("Cannot use closefd=False with file name")
+    flags = parsed.flags | (os.O_DIRECT if direct else 0)
+    request = _Request(file, mode, parsed, flags, buffering, encoding, errors, newline, closefd,
+                 opener, perms, provider, loop)  # fmt: skip
+    return Pending(lambda: _open(request))
+
+
+async def _open(request: _Request) -> AsyncFile:
+    driver = get_driver(request.loop, provider=request.provider)
+    file, opener = request.file, request.opener
+    if isinstance(file, int):
+        fd = file
+    elif opener is not None:
+        fd = opener(file, request.flags)
+        if not isinstance(fd, int):
+            raise TypeError("expected integer from opener")
+        if fd < 0:
+            raise ValueError(f"opener returned {fd}")
+    else:
+        opening = driver.openat(file, request.flags, request.perms)
+        try:
+            fd = await opening
+        except asyncio.CancelledError:  # _workers.take_fd, inline: the hot path
+            if opening.done() and not opening.cancelled() and opening.exception() is None:
+                os.close(opening.result())
+            raise
+    owned = not isinstance(file, int)  # a caller's fd stays the caller's if FileIO fails
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), file)
+    except BaseException:
+        if owned:
+            os.close(fd)
+        raise
+    registered = False
+    try:
+        driver.register(fd)
+        registered = True
+        return _layers(driver, fd, st, request)
+    except BaseException:
+        if registered:
+            driver.deregister(fd)
+        if owned or request.closefd:
+            os.close(fd)
+        raise
+
+
+def _position(fd: int, st: os.stat_result, appending: bool, *, fresh: bool) -> int | None:
+    """Where a new file object starts: the fd's offset (the end in ``a`` modes); None for
+    a file that cannot seek. A regular file opened a moment ago is at 0 (no call)."""
+    if fresh and not appending and stat.S_ISREG(st.st_mode):
+        return 0
+    try:
+        return os.lseek(fd, 0, os.SEEK_END if appending else os.SEEK_CUR)
+    except OSError:
+        return None
+
+
+def _layers(driver: Driver, fd: int, st: os.stat_result, request: _Request) -> AsyncFile:
+    """Build the raw, buffered and text layers as the builtin does."""
+    parsed, buffering = request.parsed, request.buffering
+    readable = parsed.reading or parsed.updating
+    writable = not parsed.reading or parsed.updating
+    raw = AsyncFileIO(
+        driver,
+        fd,
+        request.file,
+        flags=(readable, writable, parsed.appending, parsed.creating),
+        closefd=request.closefd,
+        st=st,
+        position=_position(fd, st, parsed.appending, fresh=not isinstance(request.file, int)),
+    )
+    try:
+        line_buffering = False
+        if buffering == 1 or (buffering < 0 and stat.S_ISCHR(st.st_mode) and os.isatty(fd)):
+            buffering = -1
+            line_buffering = True
+        if buffering < 0:
+            buffering = st.st_blksize if st.st_blksize > 1 else io.DEFAULT_BUFFER_SIZE
+        if buffering == 0:
+            if not parsed.text:
+                return raw
+            raise ValueError("can't have unbuffered text I/O")
+        kind: type[AsyncBufferedReader | AsyncBufferedWriter | AsyncBufferedRandom]
+        if parsed.updating:
+            kind = AsyncBufferedRandom
+        elif parsed.reading:
+            kind = AsyncBufferedReader
+        else:
+            kind = AsyncBufferedWriter
+        buffer = kind(raw, buffering)
+        if not parsed.text:
+            return buffer
+        check_newline(request.newline)
+        encoding = io.text_encoding(request.encoding)
+        text = AsyncTextIOWrapper(buffer, encoding, request.errors, request.newline, line_buffering)
+        text.mode = request.mode
+        return text
+    except BaseException:
+        raw._fd = -1  # the caller closes the fd; no warning for this half-built file
+        raise
