@@ -66,7 +66,8 @@ class WorkerPool(StreamPoller):
     def dispatch(self, jobs: list[Request]) -> None:
         """Hand ``jobs`` to the workers (lock held), starting them on first use.
 
-        Reads and writes on streams go to the stream thread instead.
+        Reads and writes on streams go to the stream thread instead. ``jobs`` are all
+        requests or all batch chunks (a batch dispatches its chunks alone).
         """
         streams = self.streams
         if streams:
@@ -78,16 +79,14 @@ class WorkerPool(StreamPoller):
                     return
         self.start_workers()
         self.dispatched += len(jobs)
-        busy, active = self.busy, self.active
-        boxes = []
-        for job in jobs:
-            box = [job]
-            kind = job[0]
-            if kind != CALL:
-                if kind < CALL:
+        boxes = [[job] for job in jobs]
+        if jobs[0][0] != CALL:
+            # Registered for cancel and deadlines in C loops: per job, Python costs.
+            self.active.update(zip(map(id, jobs), zip(jobs, boxes, strict=True), strict=True))
+            busy = self.busy
+            for job in jobs:
+                if job[0] < CALL:
                     busy[job[1]] = busy.get(job[1], 0) + 1
-                active[id(job)] = (job, box)
-            boxes.append(box)
         if not self.workers:  # no thread could be started: run the jobs here, never lose one
             for box in boxes:
                 self.finish(box)
@@ -115,7 +114,8 @@ class WorkerPool(StreamPoller):
 
         The job is taken out of ``box`` and the result moved into ``ready`` under the
         lock, so once a waiter returns the completion no reference to its buffers or
-        user_data is left behind in this thread.
+        user_data is left behind in this thread. ``deliver`` and ``worker_done`` are
+        written out here: a Python call per job costs measurably (and holds the lock).
         """
         try:
             job = box.pop()
@@ -130,13 +130,30 @@ class WorkerPool(StreamPoller):
                 done.append(execute(job))
         finally:
             with self.lock:
-                if done:
-                    self.deliver(done.pop())  # before dispatched drops: the eventfd is open
-                self.worker_done(job)
+                if done:  # before dispatched drops: the eventfd is still open
+                    if len(job) > 7:
+                        self.job_done(done.pop())
+                    elif not self.closed:
+                        self.ready.append(done.pop())
+                        self.signal()
+                if kind != CALL:
+                    if kind < CALL:
+                        fd = job[1]
+                        left = self.busy[fd] - 1
+                        if left:
+                            self.busy[fd] = left
+                        else:
+                            del self.busy[fd]
+                    self.active.pop(id(job), None)
                 del job
+                self.dispatched -= 1
+                if not self.dispatched:
+                    self.idle.notify_all()
+                    self.release_if_idle()
 
     def worker_done(self, job: Request) -> None:
-        """The books of a job that left the workers (lock held)."""
+        """The books of a job taken back from the workers (lock held; ``finish`` does
+        the same in place)."""
         kind = job[0]
         if kind != CALL:
             if kind < CALL:
