@@ -154,6 +154,9 @@ class QueueLifecycle:
         shared.signal()  # a waiter in another thread wakes up and sees the queue closed
         shared.drop_streams()  # and the stream thread ends
         shared.end_timers()  # and the timer thread
+        for req, _ in shared.active.values():
+            if len(req) > 7:
+                req[7].rest = None  # the rest of its chain: dropped now, not at a GC
         shared.active.clear()  # chains held, timers and queued jobs: dropped
         shared.chain_steps.clear()
         shared.timed = 0

@@ -99,6 +99,8 @@ class TimerThread(WorkerPool):
 
     def end_timers(self) -> None:
         """Drop every entry and wake the timer thread to end (the queue is closing)."""
+        for entry in self.timer_heap:
+            entry[2].clear()  # its request's job refers to it: no cycle may pin buffers
         self.timer_heap.clear()
         self.timer_stale = 0
         self.timer_wake.set()
