@@ -1,7 +1,9 @@
 """One voice: a bad call raises the same exception, errno and message on every provider.
 
 Each row of ``BAD_CALLS`` is one bad call on an ``IoQueue`` (bad fds, offsets, sizes,
-buffers, counts and timeouts; a full, empty, busy or closed queue; an unregistered fd).
+buffers, counts and timeouts; the operations' paths, dir fds, flags, modes, seconds and
+lengths; link flags and deadlines; a full, empty, busy or closed queue, a deadline
+needing two entries where one is left; an unregistered fd; cancel).
 It runs on a fresh queue of every available provider: each must raise the documented
 exception type and queue nothing, and, where io_uring and threadpool are both
 available, both must raise the same type with the same ``errno`` and the same message.
@@ -138,6 +140,93 @@ def refusals(method: str, call: Callable[[Env], object]) -> list[Bad]:
         Bad(f"{method}-sq-full", call, uringq.QueueFull, lambda e: fill(e, SQ)),
         Bad(f"{method}-cq-full", call, uringq.QueueFull, lambda e: in_flight(e, CQ)),
     ]
+
+
+def bad_paths(method: str, call: Callable[[Env, object], object]) -> list[Bad]:
+    """The path rows every path argument shares."""
+    return [
+        Bad(f"{method}-path-float", lambda e: call(e, 1.5), TypeError),
+        Bad(f"{method}-path-None", lambda e: call(e, None), TypeError),
+        Bad(f"{method}-path-bytearray", lambda e: call(e, bytearray(b"x")), TypeError),
+        Bad(f"{method}-path-nul", lambda e: call(e, "a\0b"), ValueError),
+        Bad(f"{method}-path-bytes-nul", lambda e: call(e, b"a\0b"), ValueError),
+        Bad(f"{method}-path-bad-fspath", lambda e: call(e, FsPath(3)), TypeError),
+        Bad(f"{method}-path-surrogate", lambda e: call(e, "\ud800"), UnicodeEncodeError),
+    ]
+
+
+def bad_dir_fds(method: str, call: Callable[[Env, object], object]) -> list[Bad]:
+    """The dir_fd rows every dir_fd argument shares."""
+    return [
+        Bad(f"{method}-dir_fd-str", lambda e: call(e, "3"), TypeError),
+        Bad(f"{method}-dir_fd-float", lambda e: call(e, 3.0), TypeError),
+        Bad(f"{method}-dir_fd-2**40", lambda e: call(e, 2**40), ValueError),
+        Bad(f"{method}-dir_fd--2**40", lambda e: call(e, -(2**40)), ValueError),
+        Bad(f"{method}-dir_fd-2**70", lambda e: call(e, 2**70), ValueError),
+        Bad(f"{method}-dir_fd-index-2**40", lambda e: call(e, Index(2**40)), ValueError),
+    ]
+
+
+def bad_c_ints(method: str, call: Callable[[Env, object], object]) -> list[Bad]:
+    """The rows of a C int argument such as flags or mode."""
+    return [
+        Bad(f"{method}-str", lambda e: call(e, "0"), TypeError),
+        Bad(f"{method}-float", lambda e: call(e, 1.0), TypeError),
+        Bad(f"{method}-2**40", lambda e: call(e, 2**40), ValueError),
+        Bad(f"{method}--2**40", lambda e: call(e, -(2**40)), ValueError),
+        Bad(f"{method}-2**70", lambda e: call(e, 2**70), ValueError),
+    ]
+
+
+def bad_extras(method: str, call: Callable[..., object], *, timed: bool = False) -> list[Bad]:
+    """The rows of ``link``/``hardlink`` (and ``timeout`` where a deadline is taken)."""
+    rows = [
+        Bad(f"{method}-link-int", lambda e: call(e, link=1), TypeError),
+        Bad(f"{method}-link-None", lambda e: call(e, link=None), TypeError),
+        Bad(f"{method}-hardlink-str", lambda e: call(e, hardlink="yes"), TypeError),
+        Bad(f"{method}-link-and-hardlink", lambda e: call(e, link=True, hardlink=True), ValueError),
+        Bad(f"{method}-link-int-closed", lambda e: call(e, link=1), TypeError, closed),
+    ]
+    if timed:
+        rows += [
+            Bad(f"{method}-timeout-negative", lambda e: call(e, timeout=-1), ValueError),
+            Bad(f"{method}-timeout-nan", lambda e: call(e, timeout=math.nan), ValueError),
+            Bad(f"{method}-timeout-str", lambda e: call(e, timeout="1"), TypeError),
+            Bad(f"{method}-timeout-bool", lambda e: call(e, timeout=True), TypeError),
+        ]
+    return rows
+
+
+def deadline_refusals(method: str, call: Callable[[Env], object]) -> list[Bad]:
+    """A request with a deadline takes two entries: refused with one left either way."""
+    return [
+        Bad(f"{method}-deadline-sq-one-left", call, uringq.QueueFull, lambda e: fill(e, SQ - 1)),
+        Bad(
+            f"{method}-deadline-cq-one-left",
+            call,
+            uringq.QueueFull,
+            lambda e: in_flight(e, CQ - 1),
+        ),
+    ]
+
+
+class FsPath:
+    """An ``os.PathLike`` whose ``__fspath__`` returns ``value``."""
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __fspath__(self) -> object:
+        return self.value
+
+
+class RaisingEq:
+    """A user_data whose comparison raises."""
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("no comparing")
+
+    __hash__ = object.__hash__
 
 
 BAD_CALLS: list[Bad] = [
@@ -384,6 +473,192 @@ BAD_CALLS: list[Bad] = [
         closed,
     ),
     Bad("deregister_buffer-closed", lambda e: e.q.deregister_buffer(), uringq.QueueClosed, closed),
+    # the operations of SPEC 8: paths, dir fds, flags, modes, seconds, fds, lengths
+    *bad_paths("prepare_openat", lambda e, p: e.q.prepare_openat(p)),
+    *bad_dir_fds("prepare_openat", lambda e, d: e.q.prepare_openat("x", dir_fd=d)),
+    *bad_c_ints("prepare_openat-flags", lambda e, v: e.q.prepare_openat("x", v)),
+    *bad_c_ints("prepare_openat-mode", lambda e, v: e.q.prepare_openat("x", 0, v)),
+    *bad_extras("prepare_openat", lambda e, **kw: e.q.prepare_openat("x", **kw), timed=True),
+    *refusals("prepare_openat", lambda e: e.q.prepare_openat("x")),
+    *bad_fds("prepare_close", lambda e, fd: e.q.prepare_close(fd)),
+    *bad_extras("prepare_close", lambda e, **kw: e.q.prepare_close(99, **kw)),
+    *refusals("prepare_close", lambda e: e.q.prepare_close(99)),
+    *bad_paths("prepare_statx", lambda e, p: e.q.prepare_statx(p)),
+    *bad_dir_fds("prepare_statx", lambda e, d: e.q.prepare_statx("x", dir_fd=d)),
+    Bad("prepare_statx-fd-and-dir_fd", lambda e: e.q.prepare_statx(3, dir_fd=4), ValueError),
+    Bad("prepare_statx-fd-2**40", lambda e: e.q.prepare_statx(2**40), ValueError),
+    Bad("prepare_statx-fd-2**70", lambda e: e.q.prepare_statx(-(2**70)), ValueError),
+    Bad(
+        "prepare_statx-follow-None",
+        lambda e: e.q.prepare_statx("x", follow_symlinks=None),
+        TypeError,
+    ),
+    Bad(
+        "order-follow-before-closed",
+        lambda e: e.q.prepare_statx("x", follow_symlinks=1),
+        TypeError,
+        closed,
+    ),
+    Bad(
+        "order-dir_fd-before-fd-path",
+        lambda e: e.q.prepare_statx(2**40, dir_fd=4),
+        ValueError,
+    ),
+    *bad_extras("prepare_statx", lambda e, **kw: e.q.prepare_statx("x", **kw), timed=True),
+    *refusals("prepare_statx", lambda e: e.q.prepare_statx("x")),
+    Bad("prepare_timeout-None", lambda e: e.q.prepare_timeout(None), TypeError),
+    Bad("prepare_timeout-bool", lambda e: e.q.prepare_timeout(True), TypeError),
+    Bad("prepare_timeout-str", lambda e: e.q.prepare_timeout("1"), TypeError),
+    Bad("prepare_timeout-list", lambda e: e.q.prepare_timeout([1]), TypeError),
+    Bad("prepare_timeout-10**400", lambda e: e.q.prepare_timeout(10**400), TypeError),
+    Bad("prepare_timeout-negative", lambda e: e.q.prepare_timeout(-0.5), ValueError),
+    Bad("prepare_timeout-nan", lambda e: e.q.prepare_timeout(math.nan), ValueError),
+    *bad_extras("prepare_timeout", lambda e, **kw: e.q.prepare_timeout(1, **kw)),
+    *refusals("prepare_timeout", lambda e: e.q.prepare_timeout(1)),
+    *bad_paths("prepare_renameat-src", lambda e, p: e.q.prepare_renameat(p, "y")),
+    *bad_paths("prepare_renameat-dst", lambda e, p: e.q.prepare_renameat("x", p)),
+    *bad_dir_fds("prepare_renameat-src", lambda e, d: e.q.prepare_renameat("x", "y", src_dir_fd=d)),
+    *bad_dir_fds("prepare_renameat-dst", lambda e, d: e.q.prepare_renameat("x", "y", dst_dir_fd=d)),
+    *bad_extras("prepare_renameat", lambda e, **kw: e.q.prepare_renameat("x", "y", **kw)),
+    *refusals("prepare_renameat", lambda e: e.q.prepare_renameat("x", "y")),
+    *bad_paths("prepare_unlinkat", lambda e, p: e.q.prepare_unlinkat(p)),
+    *bad_dir_fds("prepare_unlinkat", lambda e, d: e.q.prepare_unlinkat("x", dir_fd=d)),
+    Bad("prepare_unlinkat-rmdir-int", lambda e: e.q.prepare_unlinkat("x", rmdir=1), TypeError),
+    *bad_extras("prepare_unlinkat", lambda e, **kw: e.q.prepare_unlinkat("x", **kw)),
+    *refusals("prepare_unlinkat", lambda e: e.q.prepare_unlinkat("x")),
+    *bad_paths("prepare_mkdirat", lambda e, p: e.q.prepare_mkdirat(p)),
+    *bad_dir_fds("prepare_mkdirat", lambda e, d: e.q.prepare_mkdirat("x", dir_fd=d)),
+    *bad_c_ints("prepare_mkdirat-mode", lambda e, v: e.q.prepare_mkdirat("x", v)),
+    *bad_extras("prepare_mkdirat", lambda e, **kw: e.q.prepare_mkdirat("x", **kw)),
+    *refusals("prepare_mkdirat", lambda e: e.q.prepare_mkdirat("x")),
+    *bad_paths("prepare_symlinkat-target", lambda e, p: e.q.prepare_symlinkat(p, "y")),
+    *bad_paths("prepare_symlinkat-linkpath", lambda e, p: e.q.prepare_symlinkat("x", p)),
+    *bad_dir_fds("prepare_symlinkat", lambda e, d: e.q.prepare_symlinkat("x", "y", dir_fd=d)),
+    *bad_extras("prepare_symlinkat", lambda e, **kw: e.q.prepare_symlinkat("x", "y", **kw)),
+    *refusals("prepare_symlinkat", lambda e: e.q.prepare_symlinkat("x", "y")),
+    *bad_paths("prepare_linkat-src", lambda e, p: e.q.prepare_linkat(p, "y")),
+    *bad_paths("prepare_linkat-dst", lambda e, p: e.q.prepare_linkat("x", p)),
+    *bad_dir_fds("prepare_linkat-src", lambda e, d: e.q.prepare_linkat("x", "y", src_dir_fd=d)),
+    *bad_dir_fds("prepare_linkat-dst", lambda e, d: e.q.prepare_linkat("x", "y", dst_dir_fd=d)),
+    Bad(
+        "prepare_linkat-follow-int",
+        lambda e: e.q.prepare_linkat("x", "y", follow_symlinks=0),
+        TypeError,
+    ),
+    *bad_extras("prepare_linkat", lambda e, **kw: e.q.prepare_linkat("x", "y", **kw)),
+    *refusals("prepare_linkat", lambda e: e.q.prepare_linkat("x", "y")),
+    *bad_fds("prepare_ftruncate", lambda e, fd: e.q.prepare_ftruncate(fd, 0)),
+    Bad("prepare_ftruncate-length-negative", lambda e: e.q.prepare_ftruncate(99, -1), ValueError),
+    Bad("prepare_ftruncate-length-2**63", lambda e: e.q.prepare_ftruncate(99, 2**63), ValueError),
+    Bad("prepare_ftruncate-length-2**64", lambda e: e.q.prepare_ftruncate(99, 2**64), ValueError),
+    Bad("prepare_ftruncate-length-float", lambda e: e.q.prepare_ftruncate(99, 1.5), TypeError),
+    Bad("prepare_ftruncate-length-str", lambda e: e.q.prepare_ftruncate(99, "1"), TypeError),
+    Bad(
+        "order-fd-before-length",
+        lambda e: e.q.prepare_ftruncate(-1, "1"),
+        ValueError,
+    ),
+    *bad_extras("prepare_ftruncate", lambda e, **kw: e.q.prepare_ftruncate(99, 0, **kw)),
+    *refusals("prepare_ftruncate", lambda e: e.q.prepare_ftruncate(99, 0)),
+    # link/hardlink/timeout on the data requests
+    *bad_extras(
+        "prepare_read", lambda e, **kw: e.q.prepare_read(e.fd, 0, bytearray(8), **kw), timed=True
+    ),
+    *bad_extras(
+        "prepare_write", lambda e, **kw: e.q.prepare_write(e.fd, 0, b"x", **kw), timed=True
+    ),
+    *bad_extras(
+        "prepare_readv",
+        lambda e, **kw: e.q.prepare_readv(e.fd, 0, [bytearray(8)], **kw),
+        timed=True,
+    ),
+    *bad_extras(
+        "prepare_writev", lambda e, **kw: e.q.prepare_writev(e.fd, 0, [b"x"], **kw), timed=True
+    ),
+    *bad_extras("prepare_sync", lambda e, **kw: e.q.prepare_sync(e.fd, **kw)),
+    *refusals("prepare_read-linked", lambda e: e.q.prepare_read(e.fd, 0, bytearray(8), link=True)),
+    *refusals("prepare_sync-hardlinked", lambda e: e.q.prepare_sync(e.fd, hardlink=True)),
+    *deadline_refusals(
+        "prepare_read", lambda e: e.q.prepare_read(e.fd, 0, bytearray(8), timeout=1)
+    ),
+    *deadline_refusals("prepare_openat", lambda e: e.q.prepare_openat("x", timeout=1)),
+    *deadline_refusals("prepare_statx", lambda e: e.q.prepare_statx("x", timeout=1)),
+    Bad(
+        "prepare_read-linked-unregistered",
+        lambda e: e.q.prepare_read(e.other, 0, bytearray(8), link=True),
+        uringq.HandleNotRegistered,
+    ),
+    Bad(
+        "order-link-type-before-closed",
+        lambda e: e.q.prepare_read(e.fd, 0, bytearray(8), hardlink=None),
+        TypeError,
+        closed,
+    ),
+    Bad(
+        "order-buffer-before-link-flags",
+        lambda e: e.q.prepare_read(e.fd, 0, b"x", link=True, hardlink=True),
+        TypeError,
+    ),
+    Bad(
+        "order-link-flags-before-timeout",
+        lambda e: e.q.prepare_read(e.fd, 0, bytearray(8), link=True, hardlink=True, timeout=-1),
+        ValueError,
+    ),
+    Bad(
+        "order-timeout-before-registration",
+        lambda e: e.q.prepare_read(e.other, 0, bytearray(8), timeout="x"),
+        TypeError,
+    ),
+    Bad(
+        "order-path-before-dir_fd",
+        lambda e: e.q.prepare_openat(1.5, dir_fd="x"),
+        TypeError,
+    ),
+    Bad(
+        "order-dir_fd-before-flags",
+        lambda e: e.q.prepare_openat("x", "r", dir_fd="x"),
+        TypeError,
+    ),
+    Bad(
+        "order-flags-before-mode",
+        lambda e: e.q.prepare_openat("x", 2**40, "r"),
+        ValueError,
+    ),
+    Bad(
+        "order-mode-before-link-flags",
+        lambda e: e.q.prepare_openat("x", 0, "r", link=True, hardlink=True),
+        TypeError,
+    ),
+    Bad(
+        "order-dir_fd-before-mode",
+        lambda e: e.q.prepare_mkdirat("x", "r", dir_fd="x"),
+        TypeError,
+    ),
+    Bad(
+        "order-src-before-dst",
+        lambda e: e.q.prepare_renameat(None, b"a\0b"),
+        TypeError,
+    ),
+    Bad(
+        "order-dst-before-dir_fds",
+        lambda e: e.q.prepare_linkat("x", None, src_dir_fd="x"),
+        TypeError,
+    ),
+    Bad(
+        "order-path-before-closed",
+        lambda e: e.q.prepare_unlinkat(1.5),
+        uringq.QueueClosed,
+        closed,
+    ),
+    # cancel
+    Bad("cancel-closed", lambda e: e.q.cancel(1), uringq.QueueClosed, closed),
+    Bad("cancel-nothing", lambda e: e.q.cancel(1), None),
+    Bad(
+        "cancel-raising-eq",
+        lambda e: e.q.cancel(RaisingEq()),
+        RuntimeError,
+        lambda e: in_flight(e, 2),
+    ),
     # the counters and close() of a closed queue answer without raising
     Bad("prepared-closed", lambda e: e.q.prepared, None, closed),
     Bad("in_flight-closed", lambda e: e.q.in_flight, None, closed),
@@ -595,6 +870,18 @@ FORKED_CALLS: dict[str, Callable[[Env], object]] = {
     "write_many": lambda e: e.q.write_many(e.fd, [0], 1, b"x"),
     "register_buffer": lambda e: e.q.register_buffer(bytearray(8)),
     "deregister_buffer": lambda e: e.q.deregister_buffer(),
+    "prepare_openat": lambda e: e.q.prepare_openat("x"),
+    "prepare_close": lambda e: e.q.prepare_close(99),
+    "prepare_statx": lambda e: e.q.prepare_statx("x"),
+    "prepare_timeout": lambda e: e.q.prepare_timeout(1),
+    "prepare_renameat": lambda e: e.q.prepare_renameat("x", "y"),
+    "prepare_unlinkat": lambda e: e.q.prepare_unlinkat("x"),
+    "prepare_mkdirat": lambda e: e.q.prepare_mkdirat("x"),
+    "prepare_symlinkat": lambda e: e.q.prepare_symlinkat("x", "y"),
+    "prepare_linkat": lambda e: e.q.prepare_linkat("x", "y"),
+    "prepare_ftruncate": lambda e: e.q.prepare_ftruncate(99, 0),
+    "prepare_read-linked": lambda e: e.q.prepare_read(e.fd, 0, bytearray(8), link=True),
+    "cancel": lambda e: e.q.cancel(1),
     "prepared": lambda e: e.q.prepared,
     "in_flight": lambda e: e.q.in_flight,
     "closed": lambda e: e.q.closed,

@@ -512,7 +512,7 @@ def test_threadpool_queue_collected_inside_its_own_stream_thread_releases_everyt
     pipes, monkeypatch
 ):
     """The garbage collector may run ``__del__`` in the stream thread while it works."""
-    from uringq.providers.threadpool.workers import Shared
+    from uringq.providers.threadpool.chains import Shared
 
     made = pipes(2)
     armed = threading.Event()

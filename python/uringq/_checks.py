@@ -36,11 +36,15 @@ __all__ = [
     "HasFileno",
     "batch_buffer",
     "buffer_views",
+    "c_int",
     "count",
     "dir_fd",
     "fd",
     "flag",
     "link",
+    "mode",
+    "named_path",
+    "non_negative",
     "offset",
     "offsets",
     "path",
@@ -239,21 +243,58 @@ def flag(value: object, name: str) -> bool:
 def path(value: object) -> bytes:
     """A path as ``os.open`` takes it (str, bytes or ``os.PathLike``), as ``os.fsencode``
     encodes it; an embedded NUL is a :class:`ValueError`."""
-    encoded = os.fsencode(value)  # type: ignore[arg-type]
+    return named_path(value)[0]
+
+
+def named_path(value: object) -> tuple[bytes, str | bytes]:
+    """``(encoded, name)``: the path encoded as ``os.fsencode`` does it (an embedded NUL is
+    a :class:`ValueError`) and ``os.fspath(value)``, the name ``os`` puts in an error's
+    ``filename``. ``__fspath__`` is called once."""
+    name = os.fspath(value)  # type: ignore[call-overload]
+    encoded = os.fsencode(name)
     if b"\0" in encoded:
         raise ValueError("embedded null byte")
-    return encoded
+    return encoded, name
 
 
 def dir_fd(value: object) -> int | None:
-    """``None`` (the current directory) or an int; the kernel judges the number."""
+    """``None`` (the current directory) or an int (``bool`` included, as ``os`` takes
+    it); the kernel judges the number."""
     if value is None:
         return None
-    if isinstance(value, bool) or not hasattr(type(value), "__index__"):
+    if not isinstance(value, int) and not hasattr(value, "__index__"):
         raise TypeError(f"dir_fd must be an int or None, not {type(value).__name__}")
-    number = operator.index(value)  # type: ignore[arg-type]
+    number = operator.index(value)
+    if not -(2**63) <= number < 2**63:
+        raise ValueError("dir_fd out of range")
     if not -(2**31) <= number < 2**31:
         raise ValueError(f"dir_fd out of range: {number}")
+    return number
+
+
+def c_int(value: object, name: str) -> int:
+    """A C ``int`` argument such as ``flags`` (any ``__index__`` object, ``bool``
+    included): :class:`ValueError` out of range, never :class:`OverflowError`."""
+    number = operator.index(value)  # type: ignore[arg-type]
+    if not -(2**63) <= number < 2**63:
+        raise ValueError(f"{name} out of range")
+    if not -(2**31) <= number < 2**31:
+        raise ValueError(f"{name} out of range: {number}")
+    return number
+
+
+def mode(value: object) -> int:
+    """A file mode: a C ``int`` whose permission bits (``0o7777``) are used, as the
+    kernel does."""
+    return c_int(value, "mode") & 0o7777
+
+
+def non_negative(value: object, name: str) -> int:
+    """An integer in ``0..2**63-1`` such as a file ``length`` (``bool`` accepted, as for
+    offsets)."""
+    number = _index(value, name, allow_bool=True)
+    if not 0 <= number <= MAX_OFFSET:
+        raise _out_of_range(name, number, 0, MAX_OFFSET)
     return number
 
 
@@ -271,7 +312,10 @@ def seconds(value: object, name: str) -> float:
     kind = type(value)
     if kind is bool or not (hasattr(kind, "__float__") or hasattr(kind, "__index__")):
         raise TypeError(f"{name} must be a number of seconds, not {kind.__name__}")
-    number = float(value)  # type: ignore[arg-type]
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except Exception:  # e.g. an int too large for a float: refused as a non-number
+        raise TypeError(f"{name} must be a number of seconds, not {kind.__name__}") from None
     if not number >= 0.0:  # also catches NaN
         raise ValueError(f"{name} must be >= 0, got {value!r}")
     return number

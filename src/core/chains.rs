@@ -3,12 +3,12 @@
 //!
 //! The kernel runs a chain of linked SQEs in order, but not every op breaks a soft link
 //! when it fails: as of Linux 6.18, a failing STATX, RENAMEAT, UNLINKAT, MKDIRAT,
-//! SYMLINKAT or LINKAT lets the next request run (they never mark the request failed),
-//! and before 5.16 an expired TIMEOUT breaks its chain. Requests whose opcode the
-//! kernel lacks run on the emulator thread. So a chain is cut into *segments*: each
-//! segment goes to the kernel (or the emulator) whole; the rest of the chain is *held*
-//! behind the segment's last request and released when that request completes (or
-//! completed with ECANCELED if it failed behind a soft link).
+//! SYMLINKAT, LINKAT, FSYNC or FTRUNCATE lets the next request run (they never mark the
+//! request failed), and before 5.16 an expired TIMEOUT breaks its chain. Requests whose
+//! opcode the kernel lacks run on the emulator thread. So a chain is cut into
+//! *segments*: each segment goes to the kernel (or the emulator) whole; the rest of the
+//! chain is *held* behind the segment's last request and released when that request
+//! completes (or completed with ECANCELED if it failed behind a soft link).
 
 use super::ops::Link;
 use super::slab::{Entry, Stage};

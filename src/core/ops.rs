@@ -216,8 +216,9 @@ impl Op {
     }
 
     /// True for the ops whose failure does not break a kernel chain (they never mark
-    /// the request failed, as of Linux 6.18), and for timers where an expired one would
-    /// break it (before `timer_success`): the core enforces their soft links itself.
+    /// the request failed, as of Linux 6.18: STATX, the path ops, FSYNC and FTRUNCATE),
+    /// and for timers where an expired one would break it (before `timer_success`): the
+    /// core enforces their soft links itself.
     pub fn fails_silently_in_chains(&self, timer_success: bool) -> bool {
         match self {
             Op::Statx { .. }
@@ -225,7 +226,9 @@ impl Op {
             | Op::UnlinkAt { .. }
             | Op::MkdirAt { .. }
             | Op::SymlinkAt { .. }
-            | Op::LinkAt { .. } => true,
+            | Op::LinkAt { .. }
+            | Op::Fsync { .. }
+            | Op::Ftruncate { .. } => true,
             Op::Timeout { .. } => !timer_success,
             _ => false,
         }

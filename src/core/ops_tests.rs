@@ -2,6 +2,7 @@
 //! links, deadlines and cancel, over a real ring.
 
 use std::ffi::CString;
+use std::fs::File;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -305,6 +306,36 @@ fn a_short_read_breaks_a_link() {
     );
     let results: Vec<i32> = run(&q, 2).iter().map(|d| d.result).collect();
     assert_eq!(results, vec![10, -libc::ECANCELED]);
+}
+
+#[test]
+fn a_failing_fsync_or_ftruncate_breaks_a_link() {
+    // The kernel never marks a failed FSYNC or FTRUNCATE failed (as of 6.18): the core
+    // must break their soft links itself.
+    let (dir, _f) = data_file(10);
+    let read_only = File::open(dir.path.join("data")).unwrap();
+    let (r, _w) = pipe();
+    let q = Q::new(8, 16).unwrap();
+    q.register(r.as_raw_fd()).unwrap();
+    let fsync = Op::Fsync { datasync: false };
+    submit(&q, fsync, Some(r.as_raw_fd()), Link::Soft, None, 1);
+    submit(&q, statx_op(&dir.path, true), None, Link::None, None, 2);
+    let ftruncate = Op::Ftruncate {
+        fd: read_only.as_raw_fd(),
+        len: 0,
+    };
+    submit(&q, ftruncate, None, Link::Soft, None, 3);
+    submit(&q, statx_op(&dir.path, true), None, Link::None, None, 4);
+    let results: Vec<i32> = run(&q, 4).iter().map(|d| d.result).collect();
+    assert_eq!(
+        results,
+        vec![
+            -libc::EINVAL,
+            -libc::ECANCELED,
+            -libc::EINVAL,
+            -libc::ECANCELED
+        ]
+    );
 }
 
 #[test]

@@ -1,16 +1,21 @@
-"""Process-level probes: open fds, fd flags, running Python in a child process."""
+"""Process-level probes: open fds, fd flags, threads, RSS, running Python in a child
+process."""
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 O_CLOEXEC_FDINFO = 0o2000000  # the O_CLOEXEC bit as /proc/self/fdinfo shows it (octal)
+RSS_TOLERANCE = 8 * 1024 * 1024
+PAGE = os.sysconf("SC_PAGE_SIZE")
 
 TESTS_DIR = Path(__file__).resolve().parent.parent
 PYTHON_DIR = TESTS_DIR.parent / "python"
@@ -115,3 +120,66 @@ def run_in_child(body: Callable[[], str], timeout: float = 15) -> tuple[int, str
     message = os.read(r, 8192).decode()
     os.close(r)
     return os.waitstatus_to_exitcode(status), message
+
+
+def rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+
+
+def os_threads() -> int:
+    """Threads of this process, io_uring's own kernel workers (iou-*) left out."""
+    count = 0
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                if not f.read().startswith("iou-"):
+                    count += 1
+        except OSError:  # the thread ended meanwhile
+            pass
+    return count
+
+
+class Gauge:
+    """fds, threads and RSS once settled; ``assert_flat`` compares after letting threads
+    settle again."""
+
+    def __init__(self, settle: float = 5.0) -> None:
+        # Queues collected or closed just before (a warm-up) may still be releasing their
+        # fds and threads: take the baseline once nothing has changed for 60 ms.
+        gc.collect()
+        deadline = time.monotonic() + settle
+        seen = (open_fds(), threading.active_count(), os_threads())
+        quiet = 0
+        while quiet < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+            gc.collect()
+            now = (open_fds(), threading.active_count(), os_threads())
+            quiet = quiet + 1 if now == seen else 0
+            seen = now
+        self.fds, self.py_threads, self.threads = seen
+        self.rss = rss()
+
+    def assert_flat(self, what: str, settle: float = 5.0) -> None:
+        gc.collect()
+        deadline = time.monotonic() + settle
+        while time.monotonic() < deadline:  # workers of closed queues leave on their own
+            if (
+                open_fds() == self.fds
+                and threading.active_count() <= self.py_threads
+                and os_threads() <= self.threads
+            ):
+                break
+            time.sleep(0.02)
+            gc.collect()
+        fds = open_fds()
+        assert fds == self.fds, (
+            f"{what}: fds leaked {sorted(fds - self.fds)}, lost {sorted(self.fds - fds)}"
+        )
+        assert threading.active_count() <= self.py_threads, (
+            f"{what}: Python threads {self.py_threads} -> {threading.active_count()}:"
+            f" {[t.name for t in threading.enumerate()]}"
+        )
+        assert os_threads() <= self.threads, f"{what}: threads {self.threads} -> {os_threads()}"
+        grown = rss() - self.rss
+        assert grown < RSS_TOLERANCE, f"{what}: RSS grew by {grown / 2**20:.1f} MiB"

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from typing_extensions import Buffer
 
     from uringq._checks import HasFileno
-    from uringq.providers.threadpool.workers import Shared
+    from uringq.providers.threadpool.chains import Shared
 
 __all__ = ["Batch", "BatchCalls"]
 

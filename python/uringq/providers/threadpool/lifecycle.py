@@ -1,9 +1,11 @@
 """A threadpool queue's state and life cycle: creation, counters, closing, GC and fork.
 
 Closing (``close``, ``__exit__``, garbage collection) cancels as io_uring does: nothing
-new starts, workers drop what they have not run, waiting stream requests are dropped
-and a waiter in another thread wakes up and raises ``QueueClosed``; the fds are closed
-once no thread can use them any more (see the workers module). After ``fork()`` the
+new starts, workers drop what they have not run, waiting stream requests, timers and the
+rest of chains are dropped, the timer thread ends, an fd opened for a completion nobody
+will receive is closed, and a waiter in another thread wakes up and raises
+``QueueClosed``; the fds are closed once no thread can use them any more (see the
+workers module). After ``fork()`` the
 child's copy of a queue is unusable: it can only be closed, which releases the child's
 own fds and never waits for the parent's threads.
 """
@@ -18,8 +20,9 @@ from typing import NoReturn
 
 from uringq._checks import flag, queue_sizes
 from uringq._errors import FORKED, QueueBusy, QueueClosed
-from uringq.providers.threadpool.requests import SLICE, Request, close_quietly
-from uringq.providers.threadpool.workers import MAX_WORKERS, Shared
+from uringq.providers.threadpool.chains import Shared
+from uringq.providers.threadpool.requests import SLICE, Request, close_opened, close_quietly
+from uringq.providers.threadpool.workers import MAX_WORKERS
 
 __all__ = ["QueueLifecycle"]
 
@@ -48,6 +51,12 @@ class QueueLifecycle:
         self._ready = shared.ready
         self._files = shared.dups
         self._prepared: list[Request] = []
+        # What prepare_* checks capacity against: the sizes less the second entry of each
+        # prepared request with a deadline (and, for the CQ, of each committed one not
+        # complete: shared.timed, counted here as of the last refresh, see _full).
+        self._sq_limit = self._sq_entries
+        self._cq_limit = self._cq_entries
+        self._special = False  # a prepared request links, has a deadline or is an operation
         self._in_flight = 0
         self._batch_calls = 0
         self._wakeup_pending = False
@@ -128,6 +137,9 @@ class QueueLifecycle:
                 shared.idle.wait(SLICE)
             self._ready.clear()
             shared.release_if_idle()
+        timers = shared.timer_thread
+        if timers is not None and timers is not threading.current_thread():
+            timers.join(5.0)  # woken by _shut: it ends as soon as it gets the lock
 
     def _shut(self, shared: Shared) -> None:
         """Mark closed (lock held): nothing new starts, workers drop what they have not run."""
@@ -135,11 +147,20 @@ class QueueLifecycle:
         shared.closed = True
         shared.cancelled = True
         self._prepared = []
+        self._special = False
         self._in_flight = 0
         self._wakeup_pending = False
         self._registered_buffer = None
         shared.signal()  # a waiter in another thread wakes up and sees the queue closed
         shared.drop_streams()  # and the stream thread ends
+        shared.end_timers()  # and the timer thread
+        for req, _ in shared.active.values():
+            if len(req) > 7:
+                req[7].rest = None  # the rest of its chain: dropped now, not at a GC
+        shared.active.clear()  # chains held, timers and queued jobs: dropped
+        shared.chain_steps.clear()
+        shared.timed = 0
+        close_opened(self._ready)
         self._ready.clear()
 
     def _close_in_child(self) -> None:
@@ -151,7 +172,10 @@ class QueueLifecycle:
         self._in_flight = 0
         self._registered_buffer = None
         shared.closed = shared.released = True
+        close_opened(self._ready)  # the child's copies of fds opened for the parent
         self._ready.clear()
+        shared.active.clear()
+        shared.timer_heap.clear()
         shared.stream_waiting.clear()
         shared.stream_kick.clear()
         if shared.stream_efd >= 0:  # the parent's stream thread shares it: close, no wake

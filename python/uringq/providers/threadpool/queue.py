@@ -3,10 +3,12 @@
 Reads are tried inline at ``commit()`` with ``os.preadv(..., os.RWF_NOWAIT)``, which
 succeeds at ``os.preadv`` speed when the data is in the page cache; anything else
 (EAGAIN, EOPNOTSUPP, a short result), every write and every sync goes to the worker pool
-(reads and writes on streams to the stream thread). ``wait`` takes completions from the
-ready deque in one C call and, should a signal handler raise (KeyboardInterrupt)
-anywhere before they are handed over, puts them back at the front, so a Ctrl-C loses no
-completion: the next ``wait`` returns them.
+(reads and writes on streams to the stream thread). A request that links to the next
+one, has a deadline or is an operation takes the operations module's path instead, and
+a commit holding one starts the chains (``_commit_chains``, the chains module).
+``wait`` takes completions from the ready deque in one C call and, should a signal
+handler raise (KeyboardInterrupt) anywhere before they are handed over, puts them back
+at the front, so a Ctrl-C loses no completion: the next ``wait`` returns them.
 
 The per-request paths (``prepare_read``, ``prepare_write``, the inline reads of
 ``commit`` and ``wait``) are written out in place rather than shared through helpers: a
@@ -21,7 +23,7 @@ import select
 import time
 from collections.abc import Sequence
 from itertools import islice
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from uringq._checks import MAX_FD as _MAX_FD
 from uringq._checks import MAX_OFFSET as _MAX_OFFSET
@@ -37,10 +39,10 @@ from uringq._errors import (
     QueueBusy,
     QueueClosed,
     QueueEmpty,
-    QueueFull,
 )
-from uringq.providers.threadpool.batch import BatchCalls
+from uringq.providers.threadpool.operations import OperationCalls, split_chains
 from uringq.providers.threadpool.requests import (
+    CALL,
     FDATASYNC,
     FSYNC,
     NOWAIT_UNSUPPORTED,
@@ -50,7 +52,9 @@ from uringq.providers.threadpool.requests import (
     WRITE,
     Done,
     Request,
+    close_opened,
 )
+from uringq.providers.threadpool.shared import HELD
 from uringq.providers.threadpool.streams import stream_kind
 
 if TYPE_CHECKING:
@@ -64,7 +68,7 @@ _NEVER = object()
 _preadv = os.preadv
 
 
-class ThreadPoolQueue(BatchCalls):
+class ThreadPoolQueue(OperationCalls):
     """A queue run by worker threads; see the package docstring and ``uringq.IoQueue``."""
 
     provider_id = "threadpool"
@@ -111,14 +115,20 @@ class ThreadPoolQueue(BatchCalls):
             dup = self._files.get(number)
             if dup is None:
                 raise HandleNotRegistered(f"fd {number} is not registered with this queue")
-            # Prepared, running in a worker or batch, or completed and not yet returned.
-            users = self._shared.busy.get(number, 0)
+            # Prepared, running in a worker, stream thread or batch, held in a chain, or
+            # completed and not yet returned.
+            shared = self._shared
+            users = shared.busy.get(number, 0)
             users += sum(1 for req in self._prepared if req[1] == number)
-            users += sum(1 for req, _, _ in tuple(self._ready) if req[1] == number)
+            users += sum(1 for item in tuple(self._ready) if item[0][1] == number)
+            users += sum(
+                1
+                for req, place in shared.active.values()
+                if place is HELD and req[0] < CALL and req[1] == number
+            )
             if users:
                 raise QueueBusy(f"{users} request(s) on fd {number} are prepared or in flight")
             del self._files[number]
-            shared = self._shared
             for dups in shared.nowait_off:
                 dups.discard(dup)
             shared.streams.pop(dup, None)
@@ -126,18 +136,6 @@ class ThreadPoolQueue(BatchCalls):
             os.close(dup)
 
     # -- requests ---------------------------------------------------------------------
-    def _refuse(self, fd: int) -> NoReturn:
-        """Raise why no request on ``fd`` can be prepared now (lock held)."""
-        if not self._open:
-            self._raise_unusable()
-        if fd not in self._files:
-            raise HandleNotRegistered(f"fd {fd} is not registered with this queue")
-        if len(self._prepared) >= self._sq_entries:
-            raise QueueFull("every submission queue entry is prepared; commit() first")
-        raise QueueFull(
-            "prepared plus in-flight requests would exceed cq_entries; wait() for completions first"
-        )
-
     def _queue(
         self, kind: int, fd: int, offset: int, views: Any, nbytes: int, *, user_data: Any
     ) -> None:
@@ -153,9 +151,9 @@ class ThreadPoolQueue(BatchCalls):
             if (
                 dup is None
                 or not self._open
-                or n >= self._sq_entries
-                or n + self._in_flight >= self._cq_entries
-            ):
+                or n >= self._sq_limit
+                or n + self._in_flight >= self._cq_limit
+            ) and self._full(fd, 1):
                 # A caller may keep the exception: its traceback must not keep the
                 # prepared requests (and their buffers) alive through this frame.
                 del prepared, views
@@ -165,9 +163,20 @@ class ThreadPoolQueue(BatchCalls):
             self._release()
 
     def prepare_read(
-        self, fd: int | HasFileno, offset: int, buf: Buffer, user_data: Any = None
+        self,
+        fd: int | HasFileno,
+        offset: int,
+        buf: Buffer,
+        user_data: Any = None,
+        *,
+        link: bool = False,
+        hardlink: bool = False,
+        timeout: float | None = None,
     ) -> None:
         """Queue a read of ``len(buf)`` bytes at ``offset`` into ``buf``."""
+        if link is not False or hardlink is not False or timeout is not None:
+            extras = (link, hardlink, timeout)
+            return self._prepare_linked(READ, fd, offset, buf, user_data, extras=extras)
         if not self._open:
             self._raise_unusable()
         if type(fd) is not int or not 0 <= fd <= _MAX_FD:
@@ -189,9 +198,9 @@ class ThreadPoolQueue(BatchCalls):
             if (
                 dup is None
                 or not self._open
-                or n >= self._sq_entries
-                or n + self._in_flight >= self._cq_entries
-            ):
+                or n >= self._sq_limit
+                or n + self._in_flight >= self._cq_limit
+            ) and self._full(fd, 1):
                 del prepared, view  # see _queue: a kept traceback must pin nothing
                 self._refuse(fd)
             prepared.append((READ, fd, dup, offset, (view,), view.nbytes, user_data))
@@ -199,9 +208,20 @@ class ThreadPoolQueue(BatchCalls):
             self._release()
 
     def prepare_write(
-        self, fd: int | HasFileno, offset: int, buf: Buffer, user_data: Any = None
+        self,
+        fd: int | HasFileno,
+        offset: int,
+        buf: Buffer,
+        user_data: Any = None,
+        *,
+        link: bool = False,
+        hardlink: bool = False,
+        timeout: float | None = None,
     ) -> None:
         """Queue a write of ``buf`` at ``offset``."""
+        if link is not False or hardlink is not False or timeout is not None:
+            extras = (link, hardlink, timeout)
+            return self._prepare_linked(WRITE, fd, offset, buf, user_data, extras=extras)
         if not self._open:
             self._raise_unusable()
         if type(fd) is not int or not 0 <= fd <= _MAX_FD:
@@ -223,9 +243,9 @@ class ThreadPoolQueue(BatchCalls):
             if (
                 dup is None
                 or not self._open
-                or n >= self._sq_entries
-                or n + self._in_flight >= self._cq_entries
-            ):
+                or n >= self._sq_limit
+                or n + self._in_flight >= self._cq_limit
+            ) and self._full(fd, 1):
                 del prepared, view  # see _queue: a kept traceback must pin nothing
                 self._refuse(fd)
             prepared.append((WRITE, fd, dup, offset, (view,), view.nbytes, user_data))
@@ -233,9 +253,22 @@ class ThreadPoolQueue(BatchCalls):
             self._release()
 
     def prepare_readv(
-        self, fd: int | HasFileno, offset: int, bufs: Sequence[Buffer], user_data: Any = None
+        self,
+        fd: int | HasFileno,
+        offset: int,
+        bufs: Sequence[Buffer],
+        user_data: Any = None,
+        *,
+        link: bool = False,
+        hardlink: bool = False,
+        timeout: float | None = None,
     ) -> None:
         """Queue a scatter read filling ``bufs`` in order from ``offset``."""
+        if link is not False or hardlink is not False or timeout is not None:
+            extras = (link, hardlink, timeout)
+            return self._prepare_linked(
+                READ, fd, offset, bufs, user_data, extras=extras, vectored=True
+            )
         if not self._open:
             self._raise_unusable()
         fd = _fd(fd)
@@ -244,9 +277,22 @@ class ThreadPoolQueue(BatchCalls):
         self._queue(READ, fd, offset, views, nbytes, user_data=user_data)
 
     def prepare_writev(
-        self, fd: int | HasFileno, offset: int, bufs: Sequence[Buffer], user_data: Any = None
+        self,
+        fd: int | HasFileno,
+        offset: int,
+        bufs: Sequence[Buffer],
+        user_data: Any = None,
+        *,
+        link: bool = False,
+        hardlink: bool = False,
+        timeout: float | None = None,
     ) -> None:
         """Queue a gather write of ``bufs`` in order from ``offset``."""
+        if link is not False or hardlink is not False or timeout is not None:
+            extras = (link, hardlink, timeout)
+            return self._prepare_linked(
+                WRITE, fd, offset, bufs, user_data, extras=extras, vectored=True
+            )
         if not self._open:
             self._raise_unusable()
         fd = _fd(fd)
@@ -255,10 +301,18 @@ class ThreadPoolQueue(BatchCalls):
         self._queue(WRITE, fd, offset, views, nbytes, user_data=user_data)
 
     def prepare_sync(
-        self, fd: int | HasFileno, user_data: Any = None, *, datasync: bool = False
+        self,
+        fd: int | HasFileno,
+        user_data: Any = None,
+        *,
+        datasync: bool = False,
+        link: bool = False,
+        hardlink: bool = False,
     ) -> None:
         """Queue an ``fsync`` (``fdatasync`` with ``datasync=True``)."""
         datasync = flag(datasync, "datasync")
+        if link is not False or hardlink is not False:
+            return self._prepare_linked_sync(fd, user_data, datasync, link, hardlink)
         if not self._open:
             self._raise_unusable()
         self._queue(FDATASYNC if datasync else FSYNC, _fd(fd), 0, (), 0, user_data=user_data)
@@ -271,6 +325,8 @@ class ThreadPoolQueue(BatchCalls):
             batch = self._prepared
             if not batch:
                 raise QueueEmpty("nothing prepared to commit")
+            if self._special:
+                return self._commit_chains(batch)
             self._prepared = []
             self._in_flight += len(batch)
             slow: list[Request] = []
@@ -311,13 +367,49 @@ class ThreadPoolQueue(BatchCalls):
                     continue
             to_slow(req)
 
-    def _put_back(self, batch: list[Request], slow: list[Request]) -> None:
-        """After an exception mid-commit: un-commit what was neither completed nor dispatched."""
+    def _commit_chains(self, batch: list[Request]) -> int:
+        """``commit`` of a batch where some request has a job (lock held): plain requests
+        as usual, then the chains started (see the chains module)."""
+        plain, chains, members = split_chains(batch)
+        self._prepared = []
+        self._special = False
+        self._sq_limit = self._sq_entries
+        self._in_flight += len(batch)
+        shared = self._shared
+        slow: list[Request] = []
+        started: list[list[Request]] = []
+        try:
+            self._run_inline(plain, slow)
+            started = chains
+        except BaseException:
+            self._put_back(batch, slow, members if started else set())
+            raise
+        finally:
+            if slow:
+                shared.dispatch(slow)
+            if started:
+                shared.start_chains(started)
+            extra = self._sq_entries - self._sq_limit  # of requests put back
+            self._cq_limit = self._cq_entries - extra - shared.timed
+            if self._ready:
+                shared.signal()
+        return len(batch)
+
+    def _put_back(
+        self, batch: list[Request], slow: list[Request], chained: set[int] | None = None
+    ) -> None:
+        """After an exception mid-commit: un-commit what was neither completed nor
+        dispatched nor started in a chain (``chained``: ids of the batch in chains)."""
         handed = {id(req) for req in slow}
         handed.update(id(item[0]) for item in tuple(self._ready))
+        if chained:
+            handed |= chained
         rest = [req for req in batch if id(req) not in handed]
         self._prepared[:0] = rest
         self._in_flight -= len(rest)
+        jobs = [req[7] for req in self._prepared if len(req) > 7]
+        self._special = bool(jobs)
+        self._sq_limit = self._sq_entries - sum(1 for job in jobs if job.deadline is not None)
 
     # -- completions ------------------------------------------------------------------
     def wait(
@@ -370,7 +462,10 @@ class ThreadPoolQueue(BatchCalls):
                 n = high
             wakeup = self._wakeup_pending
             taken.extend(islice(iter(ready.popleft, _NEVER), n))
-            done = [Completion(req[6], result, error) for req, result, error in taken]
+            try:
+                done = [Completion(req[6], result, error) for req, result, error in taken]
+            except ValueError:  # a statx's completion carries a fourth field, its stat
+                done = [Completion(item[0][6], *item[1:]) for item in taken]
             interrupted = Interrupted("wait interrupted by wakeup()", done) if wakeup else None
             self._in_flight -= n
             self._wakeup_pending = False
@@ -401,6 +496,8 @@ class ThreadPoolQueue(BatchCalls):
                     self._in_flight += len(taken)
                     self._wakeup_pending = self._wakeup_pending or wakeup
                 shared.signal()
+            elif shared.closed:
+                close_opened(taken)  # closed meanwhile: nobody will receive these fds
             taken.clear()  # the traceback keeps wait's frame, which holds this list
             shared.release_if_idle()
         finally:

@@ -2,9 +2,12 @@
 
 A request is the tuple ``(kind, fd, dup, offset, views, nbytes, user_data)``: ``fd`` is
 the number the caller registered, ``dup`` the queue's private ``dup()`` of it, ``views``
-the byte views of the buffers. A batch chunk is ``(CALL, callable)``. A finished request
-waits in the ready deque as ``(request, result, error)`` (``Done``) until ``wait``
-returns it as a ``Completion``.
+the byte views of the buffers. A request that links to the next one, has a deadline or
+is an operation (open, close, statx, a timer, a path operation) carries an eighth field,
+its :class:`~.jobs.Job`; an operation has ``fd`` and ``dup`` -1. A batch chunk is
+``(CALL, callable)``. A finished request waits in the ready deque as
+``(request, result, error)`` (``Done``; a statx adds its ``os.stat_result``) until
+``wait`` returns it as a ``Completion``.
 """
 
 from __future__ import annotations
@@ -12,33 +15,47 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+from collections.abc import Iterable
 from typing import Any, TypeAlias
 
 __all__ = [
     "CALL",
     "FDATASYNC",
     "FSYNC",
+    "HARD",
     "NOWAIT_UNSUPPORTED",
+    "OPERATION",
     "READ",
     "RWF_NOWAIT",
     "SLICE",
+    "SOFT",
+    "TIMER",
+    "UNLINKED",
     "WRITE",
     "Done",
     "Request",
+    "close_opened",
     "close_quietly",
     "execute",
     "os_error",
 ]
 
-# Request kinds.
+# Request kinds. Below CALL: data requests on a registered fd.
 READ = 0  # os.preadv (read and readv); on a stream, the file position
 WRITE = 1  # os.pwritev (write and writev); on a stream, the file position
 FSYNC = 2
 FDATASYNC = 3
-CALL = 4
+CALL = 4  # a chunk of a batch
+OPERATION = 5  # a system call on paths or any fd: the job's call
+TIMER = 6  # completes after the job's delay
+
+# How a request joins the next one of its chain (Job.link).
+UNLINKED = 0
+SOFT = 1  # link=True: the next one starts once this one completed in full
+HARD = 2  # hardlink=True: the next one starts once this one completed
 
 Request: TypeAlias = tuple[Any, ...]
-Done: TypeAlias = tuple[Request, int, OSError | None]  # a finished request, not yet returned
+Done: TypeAlias = tuple[Any, ...]  # (request, result, error[, stat]), not yet returned
 
 SLICE = 0.1  # longest sleep before Python's signal handlers get a chance to run
 RWF_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
@@ -59,22 +76,38 @@ def close_quietly(fd: int) -> None:
         os.close(fd)
 
 
+def close_opened(items: Iterable[Done]) -> None:
+    """Close the fds that successful opens among ``items`` produced: nobody will get them."""
+    for item in items:
+        req = item[0]
+        if len(req) > 7 and req[7].opens and item[2] is None:
+            close_quietly(item[1])
+
+
 def execute(req: Request) -> Done:
     """Run one request with the plain blocking call; errors become completion errors."""
-    kind, _, dup, offset, views, _, _ = req
+    kind = req[0]
     try:
         if kind == READ:
-            result = _preadv(dup, views, offset)
+            result = _preadv(req[2], req[4], req[3])
         elif kind == WRITE:
-            result = _pwritev(dup, views, offset)
+            result = _pwritev(req[2], req[4], req[3])
         elif kind == FSYNC:
-            os.fsync(dup)
+            os.fsync(req[2])
+            result = 0
+        elif kind == FDATASYNC:
+            os.fdatasync(req[2])
             result = 0
         else:
-            os.fdatasync(dup)
-            result = 0
+            value = req[7].call()
+            if value is None:
+                result = 0
+            elif type(value) is int:
+                result = value  # the fd an open produced
+            else:
+                return (req, 0, None, value)  # the os.stat_result of a statx
     except OSError as exc:
-        return (req, 0, os_error(exc.errno))
+        return (req, 0, req[7].error(exc.errno) if len(req) > 7 else os_error(exc.errno))
     except Exception:  # e.g. MemoryError: report it, never kill the worker
-        return (req, 0, os_error(errno.EIO))
+        return (req, 0, req[7].error(errno.EIO) if len(req) > 7 else os_error(errno.EIO))
     return (req, result, None)

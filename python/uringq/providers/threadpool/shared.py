@@ -6,26 +6,39 @@ it. The eventfd is written when a completion or wakeup arrives and read by ``wai
 before it looks at the queue, so a waiter never sleeps through a completion and an
 asyncio reader does not spin.
 
-The state is built in layers, one module each: :class:`SharedState` here (the fields
-and the eventfd), :class:`~.streams.StreamPoller` on it (the stream thread) and
-:class:`~.workers.Shared` on that (the worker pool), which is what a queue creates.
+The state is built in layers, one module each: :class:`SharedState` here (the fields,
+the eventfd and the delivery of completions), :class:`~.streams.StreamPoller` on it
+(the stream thread), :class:`~.workers.WorkerPool` on that (the worker pool),
+:class:`~.timers.TimerThread` (timers and deadlines) and :class:`~.chains.Shared`
+(chains, deadlines and cancel), which is what a queue creates.
+
+Every committed request that is not ready yet is in ``active`` (by ``id``) with its
+place: the box a worker will take it from, or STREAM, TIMER or HELD (waiting behind an
+earlier request of its chain), so that ``cancel`` can find it and a deadline can take it
+back; requests completed inline at ``commit()`` never enter it.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import weakref
 from collections import deque
 from queue import SimpleQueue
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from uringq.providers.threadpool.requests import Done, Request
 
 if TYPE_CHECKING:
-    from uringq.providers.threadpool.workers import Shared
+    from uringq.providers.threadpool.chains import Shared
 
-__all__ = ["SharedState"]
+__all__ = ["HELD", "STREAM", "TIMER_PLACE", "SharedState"]
+
+# Where an active request is, besides a worker's box (a one-element list).
+STREAM = "stream"  # waiting in the stream thread
+TIMER_PLACE = "timer"  # a timer waiting for its time
+HELD = "held"  # waiting behind an earlier request of its chain
 
 
 class SharedState:
@@ -39,8 +52,11 @@ class SharedState:
 
     __slots__ = (
         "__weakref__",
+        "active",
+        "advancing",
         "busy",
         "cancelled",
+        "chain_steps",
         "closed",
         "dispatched",
         "dups",
@@ -60,6 +76,12 @@ class SharedState:
         "stream_waiting",
         "streaming",
         "streams",
+        "timed",
+        "timer_heap",
+        "timer_seq",
+        "timer_stale",
+        "timer_thread",
+        "timer_wake",
         "users",
         "workers",
     )
@@ -73,7 +95,7 @@ class SharedState:
         # (request, result, error): the Completion is built when it is returned, so that a
         # reference cycle through user_data stays visible to the garbage collector.
         self.ready: deque[Done] = deque()
-        self.jobs: SimpleQueue[Request | None] = SimpleQueue()
+        self.jobs: SimpleQueue[list[Request] | None] = SimpleQueue()  # boxes, see dispatch
         self.efd = efd
         self.dispatched = 0  # jobs handed to workers and not finished
         self.busy: dict[int, int] = {}  # fd -> requests in workers or batch calls using it
@@ -95,6 +117,18 @@ class SharedState:
         self.stream_count = 0  # requests in stream_waiting
         self.stream_efd = -1  # wakes the stream thread; -1 while it does not run
         self.streaming = False  # the stream thread is in run_streams (it holds the lock)
+        # Requests committed and not ready yet, by id: (request, place); see the module.
+        self.active: dict[int, tuple[Request, Any]] = {}
+        self.timed = 0  # of those, the ones with a deadline (two CQ entries each)
+        # Timers (see the timers module): (when, seq, [request]) for timers and deadlines.
+        self.timer_heap: list[tuple[float, int, list[Request]]] = []
+        self.timer_seq = itertools.count()
+        self.timer_stale = 0  # heap entries emptied by their request completing first
+        self.timer_wake = threading.Event()  # wakes the timer thread
+        self.timer_thread: threading.Thread | None = None
+        # Chains to go on (see the chains module): (chain, from index, broken).
+        self.chain_steps: deque[tuple[list[Any], int, bool]] = deque()
+        self.advancing = False
 
     def signal(self) -> None:
         """Make the eventfd readable. Callers append to ``ready`` (or set a flag) first.
@@ -106,6 +140,19 @@ class SharedState:
             os.eventfd_write(self.efd, 1)
         except BlockingIOError:  # counter saturated: it is readable anyway
             pass
+
+    def deliver(self, done: Done) -> None:
+        """A finished request (lock held): ready for ``wait``, and a linked, timed or
+        operation request's chain goes on (see the chains module)."""
+        if len(done[0]) > 7:
+            self.job_done(done)
+        elif not self.closed:
+            self.ready.append(done)
+            self.signal()
+
+    def job_done(self, done: Done) -> None:
+        """A request with a job finished (lock held): see ``chains.Shared``."""
+        raise NotImplementedError
 
     def reset(self) -> None:
         """Drain the eventfd; callers look at ``ready`` and the flags afterwards."""

@@ -51,12 +51,12 @@ from uringq.providers.threadpool.requests import (
     close_quietly,
     os_error,
 )
-from uringq.providers.threadpool.shared import SharedState
+from uringq.providers.threadpool.shared import STREAM, SharedState
 
 if TYPE_CHECKING:
     import weakref
 
-    from uringq.providers.threadpool.workers import Shared
+    from uringq.providers.threadpool.chains import Shared
 
 __all__ = ["StreamPoller", "stream_kind"]
 
@@ -99,8 +99,7 @@ class StreamPoller(SharedState):
         waiting, kick, busy = self.stream_waiting, self.stream_kick, self.busy
         for job in jobs:
             if job[3] and self.streams[job[2]]:  # a socket refuses a file position
-                self.ready.append((job, 0, os_error(errno.ESPIPE)))
-                self.signal()
+                self.deliver((job, 0, os_error(errno.ESPIPE)))
                 continue
             key = (job[2], job[0])
             pending = waiting.get(key)
@@ -109,6 +108,7 @@ class StreamPoller(SharedState):
             pending.append(job)
             kick.add(key)
             busy[job[1]] = busy.get(job[1], 0) + 1
+            self.active[id(job)] = (job, STREAM)
             self.dispatched += 1
             self.stream_count += 1
         if self.stream_efd < 0 and self.stream_count and not self.start_stream_thread():
@@ -147,9 +147,8 @@ class StreamPoller(SharedState):
 
     def stream_done(self, req: Request, result: int, error: OSError | None) -> None:
         """Make a finished stream request's completion ready and account for it."""
-        if not self.closed:
-            self.ready.append((req, result, error))
-            self.signal()
+        self.active.pop(id(req), None)
+        self.deliver((req, result, error))
         fd = req[1]
         left = self.busy[fd] - 1
         if left:
@@ -160,6 +159,25 @@ class StreamPoller(SharedState):
         self.dispatched -= 1
         if not self.dispatched:
             self.idle.notify_all()
+
+    def take_back_stream(self, req: Request) -> bool:
+        """Take a waiting stream request out of the stream thread's hands (lock held: no
+        call on it is under way), for ``cancel`` or its deadline; False if it is not
+        waiting. The caller completes it with ``stream_done``."""
+        key = (req[2], req[0])
+        pending = self.stream_waiting.get(key)
+        if pending is None:
+            return False
+        for i, other in enumerate(pending):
+            if other is req:  # by identity: == would compare buffers and user_data
+                del pending[i]
+                break
+        else:
+            return False
+        if not pending:
+            del self.stream_waiting[key]
+        self.wake_stream_thread()  # to poll without it
+        return True
 
     def drop_streams(self) -> None:
         """Cancel every waiting stream request: their buffers are released on return.
@@ -223,7 +241,7 @@ class StreamPoller(SharedState):
 
     def stream_try(self, req: Request) -> tuple[int, OSError | None] | None:
         """One non-blocking attempt: ``(result, error)``, or ``None`` if it would block."""
-        kind, _, dup, _, views, nbytes, _ = req
+        kind, dup, views, nbytes = req[0], req[2], req[4], req[5]
         nowait = RWF_NOWAIT
         if nowait is not None and dup not in self.stream_plain:
             try:

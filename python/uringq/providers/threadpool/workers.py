@@ -6,6 +6,11 @@ worker threads, started on first use and never more than ``max_workers``; reads 
 writes on streams go to the stream thread instead (see the streams module). The eventfd
 and the registered ``dup()``s are closed only when no worker, waiter or batch call can
 still use them (``release_if_idle``).
+
+A job travels to the workers in a *box*, a one-element list: the worker that gets it
+takes the request out with ``list.pop`` before running it, and ``cancel`` or a deadline
+takes a request that has not started back the same way, so exactly one of them wins
+(``pop`` is atomic) and the loser finds the box empty.
 """
 
 from __future__ import annotations
@@ -14,32 +19,40 @@ import threading
 import weakref
 from functools import partial
 from queue import SimpleQueue
-from typing import Any
+from typing import TYPE_CHECKING
 
 from uringq.providers.threadpool.requests import (
     CALL,
     WRITE,
     Done,
     Request,
+    close_opened,
     close_quietly,
     execute,
 )
 from uringq.providers.threadpool.streams import StreamPoller
 
-__all__ = ["MAX_WORKERS", "Shared"]
+if TYPE_CHECKING:
+    from uringq.providers.threadpool.chains import Shared
+
+__all__ = ["MAX_WORKERS", "WorkerPool"]
 
 MAX_WORKERS = 8
 
 
-class Shared(StreamPoller):
-    """The shared state complete, worker pool included: what a queue creates."""
+class WorkerPool(StreamPoller):
+    """The worker pool's part of the shared state."""
 
     __slots__ = ()
 
     def __init__(self, efd: int, max_workers: int) -> None:
         super().__init__(efd, max_workers)
-        # What the threads hold; once the queue is collected, idle workers are told to end.
-        self.ref = weakref.ref(self, partial(_end_workers, self.jobs, max_workers))
+        # What the threads hold; once the queue is collected, idle workers (and the timer
+        # thread) are told to end.
+        self.ref = weakref.ref(
+            self,  # type: ignore[arg-type]  # a Shared: only Shared is ever created
+            partial(_end_threads, self.jobs, max_workers, self.timer_wake),
+        )
 
     def __del__(self) -> None:
         # Collected before the last request finished (a worker found it gone and dropped
@@ -47,11 +60,14 @@ class Shared(StreamPoller):
         if not self.released:
             self.released = True
             self.close_fds()
+        close_opened(self.ready)  # completions nobody can take any more
+        self.ready.clear()
 
     def dispatch(self, jobs: list[Request]) -> None:
         """Hand ``jobs`` to the workers (lock held), starting them on first use.
 
-        Reads and writes on streams go to the stream thread instead.
+        Reads and writes on streams go to the stream thread instead. ``jobs`` are all
+        requests or all batch chunks (a batch dispatches its chunks alone).
         """
         streams = self.streams
         if streams:
@@ -63,17 +79,21 @@ class Shared(StreamPoller):
                     return
         self.start_workers()
         self.dispatched += len(jobs)
-        busy = self.busy
-        for job in jobs:
-            if job[0] != CALL:
-                busy[job[1]] = busy.get(job[1], 0) + 1
-        if not self.workers:  # no thread could be started: run the jobs here, never lose one
+        boxes = [[job] for job in jobs]
+        if jobs[0][0] != CALL:
+            # Registered for cancel and deadlines in C loops: per job, Python costs.
+            self.active.update(zip(map(id, jobs), zip(jobs, boxes, strict=True), strict=True))
+            busy = self.busy
             for job in jobs:
-                self.finish([job])
+                if job[0] < CALL:
+                    busy[job[1]] = busy.get(job[1], 0) + 1
+        if not self.workers:  # no thread could be started: run the jobs here, never lose one
+            for box in boxes:
+                self.finish(box)
             return
         put = self.jobs.put
-        for job in jobs:
-            put(job)
+        for box in boxes:
+            put(box)
 
     def start_workers(self) -> None:
         try:
@@ -89,37 +109,75 @@ class Shared(StreamPoller):
             pass  # "can't start new thread": go on with the workers there are (see dispatch)
 
     def finish(self, box: list[Request]) -> None:
-        """Run the job in ``box`` (its only holder) in a worker thread and account for it.
+        """Run the job in ``box`` in a worker thread and account for it, unless ``cancel``
+        or a deadline took it back first (then the box is empty and they accounted).
 
-        The job is moved out of ``box`` and the result moved into ``ready`` under the
+        The job is taken out of ``box`` and the result moved into ``ready`` under the
         lock, so once a waiter returns the completion no reference to its buffers or
-        user_data is left behind in this thread.
+        user_data is left behind in this thread. ``deliver`` and ``worker_done`` are
+        written out here: a Python call per job costs measurably (and holds the lock).
         """
-        kind, fd = box[0][0], box[0][1]
+        try:
+            job = box.pop()
+        except IndexError:
+            return
+        kind = job[0]
         done: list[Done] = []
         try:
             if kind == CALL:
-                box.pop()[1]()
-            elif self.cancelled:
-                box.clear()
-            else:
-                done.append(execute(box.pop()))
+                job[1]()
+            elif not self.cancelled:
+                done.append(execute(job))
         finally:
             with self.lock:
-                if done and not self.cancelled:
-                    self.ready.append(done.pop())
-                    self.signal()  # before dispatched drops: the eventfd is still open
-                done.clear()
+                if done:  # before dispatched drops: the eventfd is still open
+                    if len(job) > 7:
+                        self.job_done(done.pop())
+                    elif not self.closed:
+                        self.ready.append(done.pop())
+                        self.signal()
                 if kind != CALL:
-                    left = self.busy[fd] - 1
-                    if left:
-                        self.busy[fd] = left
-                    else:
-                        del self.busy[fd]
+                    if kind < CALL:
+                        fd = job[1]
+                        left = self.busy[fd] - 1
+                        if left:
+                            self.busy[fd] = left
+                        else:
+                            del self.busy[fd]
+                    self.active.pop(id(job), None)
+                del job
                 self.dispatched -= 1
                 if not self.dispatched:
                     self.idle.notify_all()
                     self.release_if_idle()
+
+    def worker_done(self, job: Request) -> None:
+        """The books of a job taken back from the workers (lock held; ``finish`` does
+        the same in place)."""
+        kind = job[0]
+        if kind != CALL:
+            if kind < CALL:
+                fd = job[1]
+                left = self.busy[fd] - 1
+                if left:
+                    self.busy[fd] = left
+                else:
+                    del self.busy[fd]
+            self.active.pop(id(job), None)
+        self.dispatched -= 1
+        if not self.dispatched:
+            self.idle.notify_all()
+            self.release_if_idle()
+
+    def take_back_job(self, job: Request, box: list[Request]) -> bool:
+        """Take a job that has not started out of its box (lock held), for ``cancel`` or
+        its deadline; False if a worker has it already. The caller completes it."""
+        try:
+            box.pop()
+        except IndexError:
+            return False
+        self.worker_done(job)
+        return True
 
     def release_if_idle(self) -> None:
         """Once closed and unused, close the eventfd and the dups and stop the workers."""
@@ -139,20 +197,24 @@ class Shared(StreamPoller):
         self.end_stream_thread()
 
 
-def _worker_main(ref: weakref.ref[Shared], jobs: SimpleQueue[Request | None]) -> None:
+def _worker_main(ref: weakref.ref[Shared], jobs: SimpleQueue[list[Request] | None]) -> None:
     get = jobs.get
     while True:
-        box: list[Any] = [get()]  # the only reference to the job, handed over (see finish)
-        if box[0] is None:
+        box = get()  # a job, handed over (see finish), or None: end
+        if box is None:
             return
         shared = ref()
         if shared is None:  # collected (its __del__ cancelled the job)
             return
         shared.finish(box)
-        del shared  # hold the queue only while running a job
+        del shared, box  # hold the queue only while running a job
 
 
-def _end_workers(jobs: SimpleQueue[Request | None], workers: int, _: object) -> None:
-    """Once the shared state is collected: tell the workers waiting for jobs to end."""
+def _end_threads(
+    jobs: SimpleQueue[list[Request] | None], workers: int, timer: threading.Event, _: object
+) -> None:
+    """Once the shared state is collected: tell the workers waiting for jobs, and the
+    timer thread, to end."""
     for _ in range(workers):
         jobs.put(None)
+    timer.set()
