@@ -264,17 +264,7 @@ class ThreadPoolQueue(OperationCalls):
         timeout: float | None = None,
     ) -> None:
         """Queue a scatter read filling ``bufs`` in order from ``offset``."""
-        if link is not False or hardlink is not False or timeout is not None:
-            extras = (link, hardlink, timeout)
-            return self._prepare_linked(
-                READ, fd, offset, bufs, user_data, extras=extras, vectored=True
-            )
-        if not self._open:
-            self._raise_unusable()
-        fd = _fd(fd)
-        offset = _offset(offset)
-        views, nbytes = buffer_views(bufs, writable=True)
-        self._queue(READ, fd, offset, views, nbytes, user_data=user_data)
+        self._prepare_vectored(READ, fd, offset, bufs, user_data, extras=(link, hardlink, timeout))
 
     def prepare_writev(
         self,
@@ -288,17 +278,27 @@ class ThreadPoolQueue(OperationCalls):
         timeout: float | None = None,
     ) -> None:
         """Queue a gather write of ``bufs`` in order from ``offset``."""
-        if link is not False or hardlink is not False or timeout is not None:
-            extras = (link, hardlink, timeout)
-            return self._prepare_linked(
-                WRITE, fd, offset, bufs, user_data, extras=extras, vectored=True
-            )
+        self._prepare_vectored(WRITE, fd, offset, bufs, user_data, extras=(link, hardlink, timeout))
+
+    def _prepare_vectored(
+        self,
+        kind: int,
+        fd: int | HasFileno,
+        offset: int,
+        bufs: Sequence[Buffer],
+        user_data: Any,
+        *,
+        extras: tuple[bool, bool, float | None],
+    ) -> None:
+        if extras[0] is not False or extras[1] is not False or extras[2] is not None:
+            self._prepare_linked(kind, fd, offset, bufs, user_data, extras=extras, vectored=True)
+            return
         if not self._open:
             self._raise_unusable()
         fd = _fd(fd)
         offset = _offset(offset)
-        views, nbytes = buffer_views(bufs, writable=False)
-        self._queue(WRITE, fd, offset, views, nbytes, user_data=user_data)
+        views, nbytes = buffer_views(bufs, writable=kind == READ)
+        self._queue(kind, fd, offset, views, nbytes, user_data=user_data)
 
     def prepare_sync(
         self,
