@@ -548,10 +548,11 @@ impl NativeQueue {
     }
 
     /// `uringq.aio`'s whole-file read, as one group in the kernel: OPENAT into a direct
-    /// descriptor -> READ of up to `size` bytes into a new `bytes` -> CLOSE. Settled by
-    /// `_settle_futures` with the content when it was shorter than `size` (the whole
-    /// file), `None` when it filled `size` (the file may be longer: read it again), or
-    /// the `OSError` (with `filename`) of the first step that failed.
+    /// descriptor -> READ of up to `size` bytes into a new `bytes` -> a 1-byte EOF probe
+    /// -> CLOSE. Settled by `_settle_futures` with the content when the probe found EOF
+    /// (the whole file), `None` when it found more (the file is longer than the first
+    /// read: read it again), or the `OSError` (with `filename`) of the first step that
+    /// failed.
     #[pyo3(signature = (path, user_data = None, *, dir_fd = None, size = 65536))]
     fn _prepare_read_file(
         &self,
@@ -564,14 +565,19 @@ impl NativeQueue {
         self.ensure_open(py)?;
         let (cpath, name) = named_path(path)?;
         let dir = args::dir_fd(dir_fd)?;
-        let (bytes, ptr) = uninit_bytes(py, size)?;
+        // One byte more for the EOF probe; only the part the first read wrote is ever
+        // exposed (`settle_future`).
+        let room = size
+            .checked_add(1)
+            .ok_or_else(|| PyValueError::new_err("size out of range"))?;
+        let (bytes, ptr) = uninit_bytes(py, room)?;
         let mut pin = Pin::new(
             Buffers::WholeFile(bytes.unbind()),
             user_data.unwrap_or_else(|| py.None()),
         );
         pin.names = Some(Box::new((name, None)));
         let build = move |slot| requests::read_file_group(dir, cpath, ptr, size, slot);
-        self.submit_group(py, build, 1, pin)
+        self.submit_group(py, build, (1, Some(2)), pin)
     }
 
     /// `uringq.aio`'s whole-file write, as one group in the kernel: OPENAT (create or
@@ -599,7 +605,7 @@ impl NativeQueue {
         pin.names = Some(Box::new((name, None)));
         let build =
             move |slot| requests::write_file_group(dir, cpath, mode, (ptr, len), fsync, slot);
-        self.submit_group(py, build, 1, pin)
+        self.submit_group(py, build, (1, None), pin)
     }
 
     /// True if this queue runs `_prepare_read_file` / `_prepare_write_file` (direct
