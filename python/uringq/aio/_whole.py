@@ -27,18 +27,17 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias, TypeVar, overload
 
 from uringq import _checks, _inline_files
-from uringq.aio._driver import get_driver
+from uringq.aio._driver import Driver, get_driver
 from uringq.aio._ops import COUNT, OP
 from uringq.files import dir_fd_argument, files_argument, mode_argument, paths_argument
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
-
-    from uringq.aio._driver import Driver
 
 __all__ = ["FIRST_READ", "WINDOW", "read_file", "read_files", "write_file", "write_files"]
 
@@ -50,7 +49,12 @@ FIRST_READ: Final = _inline_files.FIRST_READ
 WINDOW: Final = 64
 """Files in flight at once in :func:`read_files` / :func:`write_files` (never one fd per
 input at once)."""
+FOLLOW_UPS: Final = 8
+"""Follow-ups (a re-read or the rest of a write, on a plain fd) in flight at once per
+loop: groups hold no fd of the process, these do, so many large files read at once
+(64 tasks, or ``gather`` over thousands) stay far below ``RLIMIT_NOFILE``."""
 _CHUNK: Final = 8 << 20  # the largest single write of a follow-up
+_follow_ups: weakref.WeakKeyDictionary[Driver, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 
 # -- one file ----------------------------------------------------------------------------
@@ -245,8 +249,20 @@ async def _write_one(
     return view.nbytes
 
 
+def _follow_up_slots(driver: Driver) -> asyncio.Semaphore:
+    slots = _follow_ups.get(driver)
+    if slots is None:
+        slots = _follow_ups[driver] = asyncio.Semaphore(FOLLOW_UPS)
+    return slots
+
+
 async def _read_again(driver: Driver, path: Any, dir_fd: int | None) -> bytes:
     """The file read whole on the queue: openat, reads to EOF (sized by ``fstat``), close."""
+    async with _follow_up_slots(driver):
+        return await _read_to_eof(driver, path, dir_fd)
+
+
+async def _read_to_eof(driver: Driver, path: Any, dir_fd: int | None) -> bytes:
     fd = await _open(driver, path, os.O_RDONLY, 0, dir_fd)
     try:
         st = os.fstat(fd)
@@ -273,6 +289,13 @@ async def _write_rest(
     driver: Driver, path: Any, view: memoryview, done: int, *, fsync: bool, dir_fd: int | None
 ) -> None:
     """Write ``view[done:]`` at ``done`` to the file just created (no truncation)."""
+    async with _follow_up_slots(driver):
+        await _write_on(driver, path, view, done, fsync=fsync, dir_fd=dir_fd)
+
+
+async def _write_on(
+    driver: Driver, path: Any, view: memoryview, done: int, *, fsync: bool, dir_fd: int | None
+) -> None:
     fd = await _open(driver, path, os.O_WRONLY, 0, dir_fd)
     try:
         size = view.nbytes
