@@ -181,13 +181,13 @@ fn settle_future(py: Python<'_>, done: Done<Pin>) -> PyResult<()> {
                 PyBytes::new(py, &bytes.as_bytes()[..n]).into_any()
             }
         }
-        (Buffers::WholeFile(bytes), None) => {
+        (Buffers::WholeFile(buffer), None) => {
             if more {
                 py.None().into_bound(py) // the probe found more: read the file again
             } else {
                 // The first read's part only (the buffer has a byte for the probe).
                 let n = out.result as usize;
-                PyBytes::new(py, &bytes.bind(py).as_bytes()[..n]).into_any()
+                PyBytes::new(py, &buffer.as_slice()[..n]).into_any()
             }
         }
         _ => out.result.into_pyobject(py)?.into_any(),
