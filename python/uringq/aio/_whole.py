@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias, TypeVar, overl
 
 from uringq import _checks, _inline_files
 from uringq.aio._driver import Driver, get_driver
-from uringq.aio._ops import COUNT, OP
 from uringq.files import dir_fd_argument, files_argument, mode_argument, paths_argument
 
 if TYPE_CHECKING:
@@ -54,6 +53,7 @@ FOLLOW_UPS: Final = 8
 loop: groups hold no fd of the process, these do, so many large files read at once
 (64 tasks, or ``gather`` over thousands) stay far below ``RLIMIT_NOFILE``."""
 _CHUNK: Final = 8 << 20  # the largest single write of a follow-up
+_READ_KWARGS: Final[dict[str, Any]] = {"size": FIRST_READ}  # shared, never changed
 _follow_ups: weakref.WeakKeyDictionary[Driver, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 
@@ -67,7 +67,23 @@ async def read_file(path: Path, *, dir_fd: int | None = None) -> bytes:
     ``IsADirectoryError``, ...) with ``filename`` the path as given.
     """
     _inline_files.check_paths([path])
-    return await _read_one(get_driver(), path, dir_fd_argument(dir_fd))
+    driver = get_driver()
+    fd = None if dir_fd is None else dir_fd_argument(dir_fd)
+    # _read_one, inline (the hot path: one coroutine frame less per file)
+    queue = driver.queue
+    prepare = getattr(queue, "_prepare_read_file", None)
+    if prepare is None or not getattr(queue, "_whole_files", False):
+        result: bytes = await driver.run_in_worker(_read_whole, path, fd)
+        return result
+    try:
+        data = await driver.call(
+            prepare, (path,), _READ_KWARGS if fd is None else {"dir_fd": fd, "size": FIRST_READ}
+        )
+        if data is None:  # the probe found more: read the file again, whole
+            data = await _read_again(driver, path, fd)
+    except OSError as exc:
+        raise _as_given(exc, path) from None
+    return data  # type: ignore[no-any-return]
 
 
 async def write_file(
@@ -202,28 +218,13 @@ def _groups(driver: Driver) -> bool:
     return hasattr(queue, "_prepare_read_file") and bool(getattr(queue, "_whole_files", False))
 
 
-def _operation(
-    driver: Driver,
-    name: str,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    fallback: Callable[..., Any],
-) -> asyncio.Future[Any]:
-    """A group as a driver request (backlog when the queue is full); ``fallback(*args,
-    **kwargs)`` on the worker pool if the queue turns out not to have it."""
-    fut: asyncio.Future[Any] = driver.loop.create_future()
-    call = (name, args, kwargs, COUNT, lambda: fallback(*args, **kwargs), ())
-    driver._submit((OP, 0, 0, call, fut))  # the driver's request path
-    return fut
-
-
 async def _read_one(driver: Driver, path: Any, dir_fd: int | None) -> bytes:
     if not _groups(driver):
         result: bytes = await driver.run_in_worker(_read_whole, path, dir_fd)
         return result
-    kwargs = {"dir_fd": dir_fd, "size": FIRST_READ}
+    prepare = driver.queue._prepare_read_file  # type: ignore[attr-defined]
     try:
-        data = await _operation(driver, "_prepare_read_file", (path,), kwargs, _read_group_fallback)
+        data = await driver.call(prepare, (path,), {"dir_fd": dir_fd, "size": FIRST_READ})
         if data is None:  # the probe found more: read the file again, whole
             data = await _read_again(driver, path, dir_fd)
     except OSError as exc:
@@ -237,10 +238,10 @@ async def _write_one(
     if not _groups(driver):
         result: int = await driver.run_in_worker(_write_whole, path, view, mode, fsync, dir_fd)
         return result
-    kwargs = {"mode": mode, "fsync": fsync, "dir_fd": dir_fd}
+    prepare = driver.queue._prepare_write_file  # type: ignore[attr-defined]
     try:
-        done = await _operation(
-            driver, "_prepare_write_file", (path, view), kwargs, _write_group_fallback
+        done = await driver.call(
+            prepare, (path, view), {"mode": mode, "fsync": fsync, "dir_fd": dir_fd}
         )
         if done < view.nbytes:  # a short write (a huge buffer): write the rest
             await _write_rest(driver, path, view, done, fsync=fsync, dir_fd=dir_fd)
@@ -359,17 +360,6 @@ def _write_whole(path: Any, view: memoryview, mode: int, fsync: bool, dir_fd: in
         [path], [view], mode=mode, fsync=fsync, dir_fd=dir_fd, return_exceptions=False
     )[0]
     return written
-
-
-def _read_group_fallback(path: Any, *, dir_fd: int | None, size: int) -> bytes:
-    del size
-    return _read_whole(path, dir_fd)
-
-
-def _write_group_fallback(
-    path: Any, view: memoryview, *, mode: int, fsync: bool, dir_fd: int | None
-) -> int:
-    return _write_whole(path, view, mode, fsync, dir_fd)
 
 
 def _read_chunk(paths: list[Any], dir_fd: int | None) -> list[Any]:
