@@ -75,7 +75,7 @@ _SYNC: Final = 2
 _READV: Final = 3
 _WRITEV: Final = 4
 _READ_BYTES: Final = 5  # the provider allocates the result (``_prepare_read_bytes``)
-_CALL: Final = 7  # ``method(*args, user_data, **kwargs)`` of the queue (see Driver.call)
+_CALL: Final = 7  # ``method(*args, user_data=..., **kwargs)`` of the queue (Driver.call)
 
 # (kind, fd, offset, buffer(s) or datasync flag, user_data)
 _Pending: TypeAlias = tuple[int, int, int, Any, _Target]
@@ -301,15 +301,16 @@ class Driver(Operations):
     def call(
         self, method: Callable[..., None], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> asyncio.Future[Any]:
-        """Prepare ``method(*args, fut, **kwargs)``, a ``prepare_*`` method of this queue
-        whose ``user_data`` comes after ``args``, as a request like :meth:`read`; the
-        future's result is whatever the queue settles it with (``_prepare_read_file``)."""
+        """Prepare ``method(*args, user_data=fut, **kwargs)``, a ``prepare_*`` method of
+        this queue, as a request like :meth:`read`; the future's result is whatever the
+        queue settles it with (the native reap: the content of ``_prepare_read_file``,
+        the fd of ``prepare_openat``, ...)."""
         fut: asyncio.Future[Any] = self._create_future()
         if self._backlog:
             self._backlog.append((_CALL, 0, 0, (method, args, kwargs), fut))
         else:
             try:
-                method(*args, fut, **kwargs)
+                method(*args, user_data=fut, **kwargs)
             except QueueFull:
                 self._backlog.append((_CALL, 0, 0, (method, args, kwargs), fut))
             except Exception as exc:
@@ -352,7 +353,7 @@ class Driver(Operations):
                 queue.prepare_writev(fd, offset, arg, target)
             elif kind == _CALL:
                 method, args, kwargs = arg
-                method(*args, target, **kwargs)
+                method(*args, user_data=target, **kwargs)
             else:  # _ops.OP
                 self._prepare_operation(arg, target)
         except QueueFull:
