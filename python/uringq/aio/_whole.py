@@ -181,7 +181,7 @@ async def write_files(
     sync = bool(fsync)
     driver = get_driver()
     if _groups(driver):
-        keys = [os.fspath(name) for name in names]
+        keys = [os.fsencode(name) for name in names]  # as the sync engine compares them
         busy: dict[Any, asyncio.Future[None]] = {}
 
         async def one(i: int) -> int:
