@@ -180,7 +180,8 @@ def test_a_path_given_twice_gets_the_last_data(run: Any, tmp_path: pathlib.Path)
         (path, b"first, the longest of them all" * 5000),
         (tmp_path / "other", b"o"),
         (str(path), b"second"),
-        (path, b"third!"),
+        (path, b"third, longer"),
+        (os.fsencode(path), b"third!"),
     ]
 
     async def main() -> list[int]:
