@@ -304,8 +304,8 @@ class NativeQueue:
     ) -> None: ...
     def _settle_futures(self, timeout: float = 0.0) -> int: ...
     # uringq.aio's whole-file groups (direct descriptors, Linux 5.15+: see _whole_files):
-    # a read settles with bytes (or None when the file may be longer than ``size``), a
-    # write with the bytes written.
+    # a read settles with bytes (or None when its EOF probe found more than the first
+    # read returned: read the file again), a write with the bytes written.
     def _prepare_read_file(
         self, path: _Path, user_data: object = None, *, dir_fd: int | None = None, size: int = 65536
     ) -> None: ...

@@ -54,6 +54,10 @@ _HOT_METHODS = (
     # uringq.aio's hooks (optional): a read into a new bytes object, settling futures.
     "_prepare_read_bytes",
     "_settle_futures",
+    # uringq.aio's whole-file groups (optional) and whether this queue runs them.
+    "_prepare_read_file",
+    "_prepare_write_file",
+    "_whole_files",
 )
 
 

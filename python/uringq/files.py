@@ -61,13 +61,8 @@ def read_files(
     each failed file's exception takes its slot. Ctrl-C stops it within about 100 ms;
     no descriptor is ever left open.
     """
-    if isinstance(paths, str | bytes | os.PathLike):
-        raise TypeError(
-            f"paths must be an iterable of paths, not one {type(paths).__name__} path"
-            " (wrap it in a list)"
-        )
-    names = list(paths)  # our own list: the caller's may change while the GIL is released
-    fd = _dir_fd(dir_fd)
+    names = paths_argument(paths)
+    fd = dir_fd_argument(dir_fd)
     reader = getattr(resolve_provider(provider).provider_class, "read_files", None)
     if reader is None:
         reader = _inline_files.read_files
@@ -112,16 +107,9 @@ def write_files(
     the umask), written whole, fsynced if ``fsync``, and closed. Errors as for
     :func:`read_files`.
     """
-    pairs = files.items() if isinstance(files, Mapping) else files
-    names: list[Any] = []
-    data: list[Any] = []
-    for path, buf in pairs:
-        names.append(path)
-        data.append(buf)
-    checked_mode = _checks.count(mode, "mode")
-    if checked_mode > _MAX_MODE:
-        raise ValueError(f"mode must be in 0..0o7777, got {checked_mode:#o}")
-    fd = _dir_fd(dir_fd)
+    names, data = files_argument(files)
+    checked_mode = mode_argument(mode)
+    fd = dir_fd_argument(dir_fd)
     writer = getattr(resolve_provider(provider).provider_class, "write_files", None)
     if writer is None:
         writer = _inline_files.write_files
@@ -136,7 +124,41 @@ def write_files(
     return result
 
 
-def _dir_fd(dir_fd: object) -> int | None:
+# The argument checks, shared with uringq.aio's read_files / write_files (one voice).
+def paths_argument(paths: Iterable[Path]) -> list[Any]:
+    """Our own list of ``paths`` (the caller's may change meanwhile); one path alone is a
+    ``TypeError``."""
+    if isinstance(paths, str | bytes | os.PathLike):
+        raise TypeError(
+            f"paths must be an iterable of paths, not one {type(paths).__name__} path"
+            " (wrap it in a list)"
+        )
+    return list(paths)
+
+
+def files_argument(
+    files: Mapping[Path, Buffer] | Iterable[tuple[Path, Buffer]],
+) -> tuple[list[Any], list[Any]]:
+    """The paths and the data of ``files`` (a mapping or ``(path, data)`` pairs)."""
+    pairs = files.items() if isinstance(files, Mapping) else files
+    names: list[Any] = []
+    data: list[Any] = []
+    for path, buf in pairs:
+        names.append(path)
+        data.append(buf)
+    return names, data
+
+
+def mode_argument(mode: object) -> int:
+    """A created file's mode: an int in ``0..0o7777``."""
+    checked = _checks.count(mode, "mode")
+    if checked > _MAX_MODE:
+        raise ValueError(f"mode must be in 0..0o7777, got {checked:#o}")
+    return checked
+
+
+def dir_fd_argument(dir_fd: object) -> int | None:
+    """``None`` or a directory fd (an int or an object with ``fileno()``)."""
     if dir_fd is None:
         return None
     return _checks.fd(dir_fd)  # type: ignore[arg-type]

@@ -6,6 +6,7 @@ mod batch;
 mod buffer;
 mod completion;
 mod errors;
+mod pool;
 mod queue;
 mod reap;
 mod requests;

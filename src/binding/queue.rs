@@ -14,6 +14,7 @@ use pyo3::{PyTraverseError, PyVisit};
 use super::args;
 use super::buffer::{uninit_bytes, Access, RawBuffer};
 use super::errors::to_pyerr;
+use super::pool::{Pool, Pooled};
 use super::requests::{self, named_path, Extras};
 use crate::core::{BatchCache, BatchDir, Error, Op, Queue};
 
@@ -50,8 +51,8 @@ pub enum Buffers {
     #[expect(dead_code, reason = "held only so that Drop releases the exports")]
     Many(Vec<RawBuffer>),
     Bytes(Py<PyBytes>),
-    /// The `bytes` a `_prepare_read_file` group reads into.
-    WholeFile(Py<PyBytes>),
+    /// The buffer a `_prepare_read_file` group reads into (its bytes are copied out).
+    WholeFile(Pooled),
 }
 
 /// An io_uring queue (the `io_uring` provider). Use `uringq.IoQueue`.
@@ -65,6 +66,8 @@ pub struct NativeQueue {
     generations: AtomicU64,
     /// Whole-file groups work here (direct descriptors).
     whole_files: bool,
+    /// The first-read buffers of whole-file groups, reused.
+    whole_pool: Pool,
 }
 
 #[pymethods]
@@ -81,6 +84,7 @@ impl NativeQueue {
             registered: Mutex::new(None),
             generations: AtomicU64::new(0),
             whole_files,
+            whole_pool: Pool::default(),
         })
     }
 
@@ -548,10 +552,11 @@ impl NativeQueue {
     }
 
     /// `uringq.aio`'s whole-file read, as one group in the kernel: OPENAT into a direct
-    /// descriptor -> READ of up to `size` bytes into a new `bytes` -> CLOSE. Settled by
-    /// `_settle_futures` with the content when it was shorter than `size` (the whole
-    /// file), `None` when it filled `size` (the file may be longer: read it again), or
-    /// the `OSError` (with `filename`) of the first step that failed.
+    /// descriptor -> READ of up to `size` bytes into a new `bytes` -> a 1-byte EOF probe
+    /// -> CLOSE. Settled by `_settle_futures` with the content when the probe found EOF
+    /// (the whole file), `None` when it found more (the file is longer than the first
+    /// read: read it again), or the `OSError` (with `filename`) of the first step that
+    /// failed.
     #[pyo3(signature = (path, user_data = None, *, dir_fd = None, size = 65536))]
     fn _prepare_read_file(
         &self,
@@ -564,14 +569,21 @@ impl NativeQueue {
         self.ensure_open(py)?;
         let (cpath, name) = named_path(path)?;
         let dir = args::dir_fd(dir_fd)?;
-        let (bytes, ptr) = uninit_bytes(py, size)?;
+        // One byte more for the EOF probe; the part the first read wrote is copied out
+        // (`settle_future`).
+        let room = size
+            .checked_add(1)
+            .filter(|&n| n <= isize::MAX as usize)
+            .ok_or_else(|| PyValueError::new_err("size out of range"))?;
+        let mut buffer = self.whole_pool.take(room);
+        let ptr = buffer.as_mut_ptr();
         let mut pin = Pin::new(
-            Buffers::WholeFile(bytes.unbind()),
+            Buffers::WholeFile(buffer),
             user_data.unwrap_or_else(|| py.None()),
         );
         pin.names = Some(Box::new((name, None)));
         let build = move |slot| requests::read_file_group(dir, cpath, ptr, size, slot);
-        self.submit_group(py, build, 1, pin)
+        self.submit_group(py, build, (1, Some(2)), pin)
     }
 
     /// `uringq.aio`'s whole-file write, as one group in the kernel: OPENAT (create or
@@ -599,7 +611,7 @@ impl NativeQueue {
         pin.names = Some(Box::new((name, None)));
         let build =
             move |slot| requests::write_file_group(dir, cpath, mode, (ptr, len), fsync, slot);
-        self.submit_group(py, build, 1, pin)
+        self.submit_group(py, build, (1, None), pin)
     }
 
     /// True if this queue runs `_prepare_read_file` / `_prepare_write_file` (direct

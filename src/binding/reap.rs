@@ -157,6 +157,7 @@ fn settle_future(py: Python<'_>, done: Done<Pin>) -> PyResult<()> {
         payload,
         result,
         extra,
+        more,
         ..
     } = done;
     let future = payload.user_data.bind(py);
@@ -180,13 +181,13 @@ fn settle_future(py: Python<'_>, done: Done<Pin>) -> PyResult<()> {
                 PyBytes::new(py, &bytes.as_bytes()[..n]).into_any()
             }
         }
-        (Buffers::WholeFile(bytes), None) => {
-            let bytes = bytes.into_bound(py);
-            let n = out.result as usize;
-            if n == bytes.as_bytes().len() {
-                py.None().into_bound(py) // filled: the file may be longer
+        (Buffers::WholeFile(buffer), None) => {
+            if more {
+                py.None().into_bound(py) // the probe found more: read the file again
             } else {
-                PyBytes::new(py, &bytes.as_bytes()[..n]).into_any()
+                // The first read's part only (the buffer has a byte for the probe).
+                let n = out.result as usize;
+                PyBytes::new(py, &buffer.as_slice()[..n]).into_any()
             }
         }
         _ => out.result.into_pyobject(py)?.into_any(),

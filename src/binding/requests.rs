@@ -162,7 +162,7 @@ impl NativeQueue {
         &self,
         py: Python<'_>,
         build: impl FnOnce(Option<u32>) -> Vec<Request>,
-        value: usize,
+        roles: (usize, Option<usize>),
         pin: Pin,
     ) -> PyResult<()> {
         if !self.core.has_direct() {
@@ -177,7 +177,7 @@ impl NativeQueue {
         // decref made without the GIL).
         let member = || Pin::new(Buffers::None, none.clone_ref(py));
         // SAFETY: every member points into `pin`'s buffer or into memory its op owns.
-        unsafe { self.core.prepare_group(true, value, build, pin, member) }.map_err(|(err, pin)| {
+        unsafe { self.core.prepare_group(true, roles, build, pin, member) }.map_err(|(err, pin)| {
             drop(pin);
             to_pyerr(py, err)
         })
@@ -267,8 +267,14 @@ pub fn timeout(seconds: &Bound<'_, PyAny>) -> PyResult<Op> {
     })
 }
 
-/// OPENAT into direct `slot` -> READ of `len` bytes into `ptr` -> CLOSE, the close
-/// hardlinked so that a short or failed read still closes the file.
+/// The file position: a read there continues where the previous one stopped.
+const AT_POSITION: u64 = u64::MAX;
+
+/// OPENAT into direct `slot` -> READ of `len` bytes into `ptr` -> READ of 1 byte into
+/// `ptr + len` (the EOF probe, member 2: a short read alone does not prove EOF, /proc's
+/// seq files return a page per read) -> CLOSE, both reads at the file position and
+/// hardlinked so that a short or failed read still closes the file. `ptr` must hold
+/// `len + 1` bytes.
 pub fn read_file_group(
     dir: i32,
     path: CString,
@@ -287,9 +293,18 @@ pub fn read_file_group(
     let read = Op::Read {
         ptr,
         len,
-        offset: 0,
+        offset: AT_POSITION,
     };
-    on_slot(slot, vec![(open, Link::Soft), (read, Link::Hard)])
+    let probe = Op::Read {
+        // SAFETY: the caller's buffer holds `len + 1` bytes.
+        ptr: unsafe { ptr.add(len) },
+        len: 1,
+        offset: AT_POSITION,
+    };
+    on_slot(
+        slot,
+        vec![(open, Link::Soft), (read, Link::Hard), (probe, Link::Hard)],
+    )
 }
 
 /// OPENAT (create or truncate) into direct `slot` -> WRITE -> [FSYNC] -> CLOSE, all but

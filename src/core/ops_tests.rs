@@ -682,7 +682,7 @@ fn a_group_completes_once_with_its_value_or_first_error() {
     .into_iter()
     .enumerate()
     {
-        unsafe { q.prepare_group(true, 1, read_group(&path, buf), id as u32, || 99) }
+        unsafe { q.prepare_group(true, (1, None), read_group(&path, buf), id as u32, || 99) }
             .map_err(|(e, _)| e)
             .unwrap();
     }
@@ -701,6 +701,86 @@ fn a_group_completes_once_with_its_value_or_first_error() {
         .is_empty());
 }
 
+/// `read_group` with a 1-byte EOF probe at the file position after the read (member 2).
+fn probed_read_group(path: &Path, buf: &mut [u8]) -> impl FnOnce(Option<u32>) -> Vec<Request> {
+    let path = cpath(path);
+    let len = buf.len() - 1;
+    let ptr = buf.as_mut_ptr();
+    move |slot| {
+        let slot = slot.expect("a direct slot");
+        let open = Op::OpenAt {
+            dir: AT_FDCWD,
+            path,
+            flags: libc::O_RDONLY,
+            mode: 0,
+            slot: Some(slot),
+        };
+        let at_position = u64::MAX;
+        let read = Op::Read {
+            ptr,
+            len,
+            offset: at_position,
+        };
+        let probe = Op::Read {
+            ptr: ptr.wrapping_add(len),
+            len: 1,
+            offset: at_position,
+        };
+        let mut reqs = vec![
+            Request::new(open, None),
+            Request::new(read, None),
+            Request::new(probe, None),
+            Request::new(Op::CloseDirect { slot }, None),
+        ];
+        reqs[0].link = Link::Soft;
+        for r in &mut reqs[1..3] {
+            r.link = Link::Hard;
+            r.slot = Some(slot);
+        }
+        reqs
+    }
+}
+
+#[test]
+fn a_group_probe_tells_eof_from_a_short_read() {
+    let (dir, f) = data_file(3000);
+    drop(f);
+    let q = Q::new(32, 64).unwrap();
+    let mut whole = vec![0u8; 4097];
+    let mut exact = vec![0u8; 3001];
+    let mut cut = vec![0u8; 1001];
+    let mut proc_file = vec![0u8; 65537];
+    let data = dir.path.join("data");
+    let maps = Path::new("/proc/self/smaps").to_path_buf();
+    for (id, (path, buf)) in [
+        (&data, &mut whole),
+        (&data, &mut exact),
+        (&data, &mut cut),
+        (&maps, &mut proc_file),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        unsafe {
+            q.prepare_group(
+                true,
+                (1, Some(2)),
+                probed_read_group(path, buf),
+                id as u32,
+                || 0,
+            )
+        }
+        .map_err(|(e, _)| e)
+        .unwrap();
+    }
+    let done = run(&q, 4);
+    let seen: Vec<(i32, bool)> = done.iter().map(|d| (d.result, d.more)).collect();
+    assert_eq!(seen[..3], [(3000, false), (3000, false), (1000, true)]);
+    // /proc's seq files return a page or so per read: short, and not the end.
+    assert!(seen[3].0 < 65536 && seen[3].1, "{:?}", seen[3]);
+    assert_eq!(fds_on(&data), 0);
+}
+
 #[test]
 fn group_slots_are_reused_and_no_fd_is_left_open() {
     let (dir, f) = data_file(100);
@@ -710,7 +790,7 @@ fn group_slots_are_reused_and_no_fd_is_left_open() {
     let mut bufs = vec![vec![0u8; 256]; 32];
     for round in 0..64 {
         for (i, buf) in bufs.iter_mut().enumerate() {
-            unsafe { q.prepare_group(true, 1, read_group(&path, buf), i as u32, || 0) }
+            unsafe { q.prepare_group(true, (1, None), read_group(&path, buf), i as u32, || 0) }
                 .map_err(|(e, _)| e)
                 .unwrap();
         }
@@ -742,7 +822,7 @@ fn closing_drains_groups_in_flight() {
         read.link = Link::Hard;
         vec![read, Request::new(Op::Close { fd: -1 }, None)]
     };
-    unsafe { q.prepare_group(false, 0, build, 1, || 0) }
+    unsafe { q.prepare_group(false, (0, None), build, 1, || 0) }
         .map_err(|(e, _)| e)
         .unwrap();
     q.commit().unwrap();

@@ -236,7 +236,8 @@ impl<T: Send + 'static> Queue<T> {
 
     /// Queues a *group*: the chain of requests `build` returns, seen by the caller as one
     /// request whose completion is the last one's (the leader, with `leader` as payload)
-    /// and whose result is that of `members[value]`, or the first error of any. With
+    /// and whose result is that of `members[value]`, or the first error of any; a
+    /// positive result of `members[probe]` (an EOF probe) sets the completion's `more`. With
     /// `direct`, `build` gets a free direct descriptor slot (freed once the group
     /// completed); without a free slot the group is refused with `Full`. Every opcode
     /// must be the kernel's own (no emulation inside a group).
@@ -249,7 +250,7 @@ impl<T: Send + 'static> Queue<T> {
     pub unsafe fn prepare_group(
         &self,
         direct: bool,
-        value: usize,
+        (value, probe): (usize, Option<usize>),
         build: impl FnOnce(Option<u32>) -> Vec<Request>,
         leader: T,
         member: impl Fn() -> T,
@@ -300,17 +301,18 @@ impl<T: Send + 'static> Queue<T> {
             if i == last {
                 let role = Role::Leader {
                     value: None,
+                    more: false,
                     error: None,
                     slot,
                 };
                 let entry = self.entry(&st, req, leader, Some(role));
                 let leader_tag = st.add(entry, link, flags);
-                for (tag, is_value) in members {
+                for (tag, role) in members {
                     if let Some(entry) = st.ops.get_mut(tag) {
-                        entry.group = Some(Box::new(Role::Member {
-                            leader: leader_tag,
-                            value: is_value,
-                        }));
+                        entry.group = Some(Box::new(role));
+                        if let Some(Role::Member { leader, .. }) = entry.group.as_deref_mut() {
+                            *leader = leader_tag;
+                        }
                     }
                 }
                 break;
@@ -319,10 +321,11 @@ impl<T: Send + 'static> Queue<T> {
             let role = Role::Member {
                 leader: 0,
                 value: i == value,
+                probe: probe == Some(i),
             };
             let entry = self.entry(&st, req, member(), Some(role));
             let tag = st.add(entry, link, flags);
-            members.push((tag, i == value));
+            members.push((tag, role));
         }
         Ok(())
     }

@@ -52,9 +52,13 @@ pub enum Role {
         leader: u64,
         /// Its result is the group's value (e.g. the bytes a read transferred).
         value: bool,
+        /// An EOF probe: a positive result marks the group's `more` (the file goes on).
+        probe: bool,
     },
     Leader {
         value: Option<i32>,
+        /// A probe member found more data (see [`Done::more`](super::state::Done::more)).
+        more: bool,
         /// The first error of a member (ECANCELED, the echo of a broken chain, aside).
         error: Option<i32>,
         /// The direct descriptor slot the group used, free again once it completed.

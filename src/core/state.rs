@@ -40,6 +40,9 @@ pub struct Done<T> {
     pub payload: T,
     pub result: i32,
     pub extra: Extra,
+    /// A group's EOF probe found more data after its value's read: the file is longer
+    /// than what that read returned (a /proc file returns a page per read).
+    pub more: bool,
     /// The registered fd it used; it counts as in use until the completion is returned.
     pub(super) file: Option<RawFd>,
 }
@@ -56,10 +59,15 @@ impl<T> Done<T> {
             Op::Statx { buf, .. } if result == 0 => Extra::Stat(buf),
             _ => Extra::None,
         };
+        let more = matches!(
+            entry.group.as_deref(),
+            Some(Role::Leader { more: true, .. })
+        );
         Done {
             payload: entry.payload,
             result,
             extra,
+            more,
             file: entry.file,
         }
     }
@@ -433,10 +441,14 @@ impl<T> State<T> {
         self.running -= 1;
         self.pending_cqes = self.pending_cqes.saturating_sub(usize::from(entry.waiting));
         let ok = match entry.group.as_deref().copied() {
-            Some(Role::Member { leader, value }) => {
+            Some(Role::Member {
+                leader,
+                value,
+                probe,
+            }) => {
                 self.hidden_running -= 1;
                 let result = entry.final_result();
-                self.report(leader, value, result);
+                self.report(leader, value, probe, result);
                 // A member's payload is safe to drop anywhere (prepare_group's contract).
                 result >= 0
             }
@@ -467,8 +479,10 @@ impl<T> State<T> {
 
     /// A group member's result, into its leader: the group's value, or its first error
     /// (ECANCELED aside: in a chain it only echoes an earlier failure).
-    fn report(&mut self, leader: u64, is_value: bool, result: i32) {
-        let Some(Role::Leader { value, error, .. }) = self
+    fn report(&mut self, leader: u64, is_value: bool, is_probe: bool, result: i32) {
+        let Some(Role::Leader {
+            value, error, more, ..
+        }) = self
             .ops
             .get_mut(leader)
             .and_then(|e| e.group.as_deref_mut())
@@ -477,6 +491,9 @@ impl<T> State<T> {
         };
         if is_value {
             *value = Some(result);
+        }
+        if is_probe && result > 0 {
+            *more = true;
         }
         if result < 0 && result != -libc::ECANCELED && error.is_none() {
             *error = Some(result);

@@ -19,6 +19,8 @@ The package, one module per concern:
 * ``_positional``: the module-level requests on registered fds (:func:`read`,
   :func:`write`, :func:`readv`, :func:`writev`, :func:`fsync`, :func:`register`,
   :func:`deregister`).
+* ``_whole``: whole files, :func:`read_file`, :func:`write_file`, :func:`read_files`,
+  :func:`write_files` (one kernel group per file on io_uring).
 * ``_raw``, ``_buffered``, ``_text``: the file objects (``io.FileIO``,
   ``io.Buffered*``, ``io.TextIOWrapper`` with coroutine methods); ``_opener``: :func:`open`.
 * :mod:`uringq.aio.os` (with ``os.path``), :mod:`uringq.aio.tempfile`, and the stdio
@@ -43,6 +45,7 @@ from uringq.aio._positional import deregister, fsync, read, readv, register, wri
 from uringq.aio._raw import AsyncFileIO
 from uringq.aio._stdio import stderr, stderr_bytes, stdin, stdin_bytes, stdout, stdout_bytes
 from uringq.aio._text import AsyncTextIOWrapper
+from uringq.aio._whole import read_file, read_files, write_file, write_files
 
 __all__ = [
     "DEFAULT_SQ_ENTRIES",
@@ -58,6 +61,8 @@ __all__ = [
     "get_driver",
     "open",
     "read",
+    "read_file",
+    "read_files",
     "readv",
     "register",
     "stderr",
@@ -67,6 +72,8 @@ __all__ = [
     "stdout",
     "stdout_bytes",
     "write",
+    "write_file",
+    "write_files",
     "writev",
 ]
 

@@ -75,6 +75,7 @@ _SYNC: Final = 2
 _READV: Final = 3
 _WRITEV: Final = 4
 _READ_BYTES: Final = 5  # the provider allocates the result (``_prepare_read_bytes``)
+_CALL: Final = 7  # ``method(*args, user_data=..., **kwargs)`` of the queue (Driver.call)
 
 # (kind, fd, offset, buffer(s) or datasync flag, user_data)
 _Pending: TypeAlias = tuple[int, int, int, Any, _Target]
@@ -297,6 +298,29 @@ class Driver(Operations):
         """Gather write of ``bufs`` at ``offset``; the result is bytes written."""
         return self._submit((_WRITEV, fd, offset, bufs, self._create_future()))
 
+    def call(
+        self, method: Callable[..., None], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> asyncio.Future[Any]:
+        """Prepare ``method(*args, user_data=fut, **kwargs)``, a ``prepare_*`` method of
+        this queue, as a request like :meth:`read`; the future's result is whatever the
+        queue settles it with (the native reap: the content of ``_prepare_read_file``,
+        the fd of ``prepare_openat``, ...)."""
+        fut: asyncio.Future[Any] = self._create_future()
+        if self._backlog:
+            self._backlog.append((_CALL, 0, 0, (method, args, kwargs), fut))
+        else:
+            try:
+                method(*args, user_data=fut, **kwargs)
+            except QueueFull:
+                self._backlog.append((_CALL, 0, 0, (method, args, kwargs), fut))
+            except Exception as exc:
+                fut.set_exception(exc)
+                return fut
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._call_soon(self._flush)
+        return fut
+
     def _submit(self, request: _Pending) -> asyncio.Future[Any]:
         """The general (not hot) request path: prepare now or join the backlog."""
         target = request[4]
@@ -327,6 +351,9 @@ class Driver(Operations):
                 queue.prepare_readv(fd, offset, arg, target)
             elif kind == _WRITEV:
                 queue.prepare_writev(fd, offset, arg, target)
+            elif kind == _CALL:
+                method, args, kwargs = arg
+                method(*args, user_data=target, **kwargs)
             else:  # _ops.OP
                 self._prepare_operation(arg, target)
         except QueueFull:

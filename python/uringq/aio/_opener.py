@@ -85,6 +85,16 @@ def parse_mode(mode: Any) -> Mode:
     return parsed
 
 
+_FLAGS: dict[Mode, int] = {}  # Mode.flags of the modes seen so far
+
+
+def _flags(parsed: Mode) -> int:
+    flags = _FLAGS.get(parsed)
+    if flags is None:
+        flags = _FLAGS[parsed] = parsed.flags
+    return flags
+
+
 def _parse_mode(mode: Any) -> Mode:
     if not isinstance(mode, str):
         raise TypeError(f"open() argument 'mode' must be str, not {type(mode).__name__}")
@@ -167,9 +177,10 @@ def open(  # noqa: PLR0917 - the builtin's signature
             ) from None
     parsed = parse_mode(mode)
     buffering = operator.index(buffering)
-    _typecheck("encoding", encoding)
-    _typecheck("errors", errors)
-    _typecheck("newline", newline)
+    if encoding is not None or errors is not None or newline is not None:
+        _typecheck("encoding", encoding)
+        _typecheck("errors", errors)
+        _typecheck("newline", newline)
     if not parsed.text:
         for name, value in (("an encoding", encoding), ("an errors", errors)):
             if value is not None:
@@ -188,7 +199,7 @@ def open(  # noqa: PLR0917 - the builtin's signature
             raise ValueError("negative file descriptor")
     elif not closefd:
         raise ValueError("Cannot use closefd=False with file name")
-    flags = parsed.flags | (os.O_DIRECT if direct else 0)
+    flags = _flags(parsed) | (os.O_DIRECT if direct else 0)
     request = _Request(file, mode, parsed, flags, buffering, encoding, errors, newline, closefd,
                  opener, perms, provider, loop)  # fmt: skip
     return Pending(lambda: _open(request))

@@ -33,6 +33,7 @@ NEW_FD: Final = 1  # completion.result, an fd that must be closed if nobody take
 STAT: Final = 2  # completion.stat
 
 OP: Final = 6  # the driver's backlog kind of an operation (after its read/write kinds)
+_NO_KWARGS: Final[dict[str, Any]] = {}  # shared, never changed
 
 # The queue operations the driver uses, when the queue has them.
 OPERATIONS: Final = (
@@ -100,6 +101,18 @@ class Operations:
     def _submit(self, request: Any) -> Any:
         raise NotImplementedError  # the driver's general request path
 
+    def call(
+        self, method: Callable[..., None], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> asyncio.Future[Any]:
+        raise NotImplementedError  # the driver's request path for a queue method
+
+    @property
+    def _fast_open(self) -> bool:
+        """True where :meth:`openat` can skip the operation layers: the native reap
+        settles its future (and closes an fd nobody takes), and the queue has OPENAT
+        (whole-file groups need it)."""
+        return self._settle_futures is not None and bool(getattr(self.queue, "_whole_files", False))
+
     def _operation(
         self,
         name: str,
@@ -155,6 +168,9 @@ class Operations:
     ) -> asyncio.Future[int]:
         """``os.open(path, flags, mode, dir_fd=dir_fd)``: the new fd (``O_CLOEXEC`` added)."""
         flags |= os.O_CLOEXEC
+        if self._fast_open:  # the native queue: a plain request (aiofiles-style hot path)
+            kwargs = _NO_KWARGS if dir_fd is None else {"dir_fd": dir_fd}
+            return self.call(self.queue.prepare_openat, (path, flags, mode), kwargs)
         return self._operation(
             "prepare_openat",
             (path, flags, mode),

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 __all__ = ["AsyncFileIO", "Positional"]
 
 _PROBE: Final = 8192  # the read past the expected end that confirms EOF in readall()
+_ONE_READ: Final = 1 << 20  # readall() up to this size: one read (see _read_all)
 _CHUNK: Final = 65536  # readall()'s reads when the size is unknown
 _AHEAD_FIRST: Final = 32768  # read-ahead window of a buffered file's second sequential read
 _AHEAD_MAX: Final = 262144  # ... doubling up to this
@@ -124,6 +125,7 @@ class AsyncFileIO(Positional, AsyncFile):
         "_name",
         "_next",
         "_pos",
+        "_quiet_close",
         "_readable",
         "_size",
         "_stream",
@@ -152,6 +154,9 @@ class AsyncFileIO(Positional, AsyncFile):
         self._stream = position is None
         self._pos = position or 0
         self._size = st.st_size  # a hint for readall(): fstat at open, then what we saw
+        # A read-only regular file: close(2) has nothing to flush and no error that could
+        # matter, and returns at once; it is closed on the loop's thread (no queue turn).
+        self._quiet_close = not self._writable and stat.S_ISREG(st.st_mode)
         self._turn = Turn()
         self.blksize = st.st_blksize
         self._ahead = b""  # read ahead for the buffered layer: the bytes from _ahead_at on
@@ -298,7 +303,10 @@ class AsyncFileIO(Positional, AsyncFile):
 
     async def _read_all(self) -> bytes:
         """Read to EOF from the position: the size from ``fstat``, then one read of it and
-        one past it that confirms EOF, both in the same loop iteration."""
+        one past it that confirms EOF, both in the same loop iteration. Up to
+        :data:`_ONE_READ` it is one request of the size plus :data:`_PROBE`: a file that
+        gives exactly its ``fstat`` size when asked for more is at EOF (the result is
+        copied to its size, cheap for small files only)."""
         fd, read = self._fd, self._driver.read
         if self._stream:
             chunks = []
@@ -307,7 +315,13 @@ class AsyncFileIO(Positional, AsyncFile):
             return b"".join(chunks)
         start = self._pos
         want = self._size - start  # a hint only: the read past it confirms EOF
-        if want > 0:
+        if 0 < want <= _ONE_READ:
+            data = await read(fd, want + _PROBE, start)
+            if len(data) == want:
+                self._pos = self._size = start + want
+                return data
+            chunks = [data]  # it grew (read on), or shrank (read on to a 0-byte read)
+        elif want > 0:
             first = read(fd, want, start)
             probe = read(fd, _PROBE, start + want)
             try:
@@ -514,6 +528,9 @@ class AsyncFileIO(Positional, AsyncFile):
             os.close(fd)
             return done_future()
         if not driver.release_fd(fd):  # still in use by cancelled requests: closed later
+            return done_future()
+        if self._quiet_close:  # as the builtin: closed when close() returns
+            os.close(fd)
             return done_future()
         return Closing(driver.close_fd(fd))
 
