@@ -129,11 +129,19 @@ def test_smallfiles_ceiling_reads_every_file_whole_both_ways(built, tmp_path):
     small = make_small_files(str(tmp_path / "w2"), 40, QUIET)
     Path(small.paths[7]).write_bytes(b"")  # an empty file is a read of 0, then the close
     sizes = [os.path.getsize(p) for p in small.paths]
+    reuse, keep = ("loop_files_s", "uring_files_s"), ("loop_keep_files_s", "uring_keep_files_s")
     for inflight in ("1", "8", "128"):
         figures = built.run("smallfiles_ceiling", [small.list_file, inflight], key=(inflight,))
         assert figures["files"] == 40 and figures["bytes"] == sum(sizes)
-        assert figures["loop_files_s"] > 0 and figures["uring_files_s"] > 0
+        assert all(figures[name] > 0 for name in reuse + keep)  # both modes by default
         assert figures["inflight"] == int(inflight)
+    for mode, shown, left_out in (("reuse", reuse, keep), ("keep", keep, reuse)):
+        figures = built.run("smallfiles_ceiling", [small.list_file, "8", mode], key=(mode,))
+        assert figures["files"] == 40 and figures["bytes"] == sum(sizes)
+        assert all(figures[name] > 0 for name in shown)
+        assert not any(name in figures for name in left_out)
+    with pytest.raises(Skip, match="the mode is reuse, keep or both"):
+        built.run("smallfiles_ceiling", [small.list_file, "8", "all"], key=("bad mode",))
     figures = built.run("smallfiles_ceiling", [small.directory, "4"], key=("dir",))
     assert figures["files"] == 40 and figures["bytes"] == sum(sizes)
     Path(small.paths[3]).write_bytes(b"x" * 65536)

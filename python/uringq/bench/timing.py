@@ -65,7 +65,8 @@ class Result:
     p50_us: float | None = None
     p99_us: float | None = None
     ratio_pread: float | None = None  # to the section's reference row (os.pread in W1)
-    ratio_c: float | None = None  # to C io_uring (W1) or the C chain (W2)
+    ratio_c: float | None = None  # to C io_uring (W1) or the C chain keeping results (W2)
+    ratio_c_reuse: float | None = None  # W2: to the C chain reusing its buffers
     runs_ops_s: list[float] = field(default_factory=list)
     skipped: str | None = None
     note: str | None = None
@@ -93,6 +94,9 @@ class Spec:
     # io_uring depth: on a C io_uring row, the depth it ran at; on a batch row, the C
     # row its "x C" ratio compares with.
     c_depth: int | None = None
+    # A C row that reuses its buffers and keeps no result (W2): the anchor of the
+    # section's second ceiling column, not of the first.
+    c_reuse: bool = False
     loop: str | None = None  # asyncio paths: the loop ("asyncio" or "uvloop")
     anchor: str | None = None  # "bare" (the loop's bare round trip) or "aiofiles"
     provider: str | None = None  # the uringq provider this path needs
