@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import uringq
 from uringq import aio, bench
-from uringq.bench import aiofiles_style, smallfiles
+from uringq.bench import aiofiles_style, smallfiles, timing
 from uringq.bench import ceilings as ceilings_module
 from uringq.bench.ceilings import CEILING_ENV, Ceilings, find_source_dir
 from uringq.bench.data import make_small_files, make_text_file, prepare_file
@@ -232,6 +232,30 @@ def test_the_w2_baselines_read_every_file(tmp_path):
 
 
 @pytest.mark.skipif(not uringq.get_provider("io_uring").available, reason="needs io_uring")
+def resident_pages() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1])
+
+
+def test_each_run_starts_with_the_allocators_free_memory_given_back():
+    # Results freed under a live allocation stay in the heap (and reused, would spare the
+    # next path its first-touch faults) until released before the next path runs.
+    if not timing.release_free_memory():
+        pytest.skip("no malloc_trim in this C library")
+    results = [bytes(8192) for _ in range(4000)]  # about 32 MiB of fresh pages
+    top = max(map(id, results))  # CPython: an object's address
+    pinned = [bytes(8192)]
+    while id(pinned[-1]) < top:  # one above them on the heap: no automatic trim
+        pinned.append(bytes(8192))
+    before = resident_pages()
+    del results
+    kept = resident_pages()
+    assert timing.release_free_memory()
+    after = resident_pages()
+    assert before - kept < 4000 and kept - after > 6000, (before, kept, after)
+    del pinned
+
+
 def test_aio_read_file_row_runs_in_tasks_and_checks_every_file(tmp_path, monkeypatch):
     env = make_env(tmp_path)
 
