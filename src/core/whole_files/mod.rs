@@ -189,6 +189,8 @@ const AT_POSITION: u64 = u64::MAX;
 
 impl Job for ReadJob {
     const EXCLUSIVE: bool = false;
+    // A read-only file's close reports nothing worth a request per file.
+    const KEEP_OPEN: bool = true;
 
     fn open_how(&self) -> (i32, u32) {
         (libc::O_RDONLY, 0)
@@ -307,6 +309,8 @@ struct WriteJob<'a> {
 
 impl Job for WriteJob<'_> {
     const EXCLUSIVE: bool = true;
+    // The CLOSE of a written file can report a write error (NFS, quotas).
+    const KEEP_OPEN: bool = false;
 
     fn open_how(&self) -> (i32, u32) {
         (libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, self.mode)
