@@ -173,7 +173,7 @@ impl ReadJob {
                 big.push(s.file);
                 return None;
             }
-            // SAFETY: the chain is over (its CLOSE completed after both reads), so the
+            // SAFETY: the chain is over (its last completion, after both reads, arrived), so the
             // kernel no longer writes this slot; it is not reused before the slice dies.
             None => Ok(unsafe { std::slice::from_raw_parts(self.slot_ptr(slot), s.data as usize) }),
         };
