@@ -34,6 +34,7 @@ class Job:
     __slots__ = (
         "call",
         "cancelled",
+        "closes",
         "deadline",
         "delay",
         "link",
@@ -51,6 +52,7 @@ class Job:
         names: tuple[Any, Any] | None = None,
         *,
         opens: bool = False,
+        closes: bool = False,
         delay: float = 0.0,
     ) -> None:
         self.link = link  # UNLINKED, SOFT or HARD (see the requests module)
@@ -58,6 +60,7 @@ class Job:
         self.call = call  # an operation's system call: None (0), an fd or a stat result
         self.names = names  # (filename, filename2) its errors carry, or None
         self.opens = opens  # an open: a result nobody receives must be closed
+        self.closes = closes  # a close: it runs even if the queue closes first
         self.delay = delay  # a timer's seconds
         # While it runs: its chain and the index of the request behind it.
         self.rest: tuple[list[Any], int] | None = None

@@ -201,7 +201,8 @@ class OperationCalls(BatchCalls):
         if not self._open:
             self._raise_unusable()
         number = _fd(fd)
-        self._operation(Job(_linked(link, hardlink), call=partial(os.close, number)), user_data)
+        job = Job(_linked(link, hardlink), call=partial(os.close, number), closes=True)
+        self._operation(job, user_data)
 
     def prepare_statx(
         self,

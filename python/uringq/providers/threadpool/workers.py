@@ -128,6 +128,8 @@ class WorkerPool(StreamPoller):
                 job[1]()
             elif not self.cancelled:
                 done.append(execute(job))
+            elif len(job) > 7 and job[7].closes:
+                execute(job)  # committed, as a close in the kernel is: the fd never leaks
         finally:
             with self.lock:
                 if done:  # before dispatched drops: the eventfd is still open
