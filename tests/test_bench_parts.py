@@ -231,7 +231,6 @@ def test_the_w2_baselines_read_every_file(tmp_path):
         assert timing.seconds > 0
 
 
-@pytest.mark.skipif(not uringq.get_provider("io_uring").available, reason="needs io_uring")
 def resident_pages() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1])
@@ -256,6 +255,7 @@ def test_each_run_starts_with_the_allocators_free_memory_given_back():
     del pinned
 
 
+@pytest.mark.skipif(not uringq.get_provider("io_uring").available, reason="needs io_uring")
 def test_aio_read_file_row_runs_in_tasks_and_checks_every_file(tmp_path, monkeypatch):
     env = make_env(tmp_path)
 
