@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from uringq import bench
@@ -199,6 +200,34 @@ def test_read_many_is_compared_with_c_at_its_own_depth_the_rest_with_the_best_c(
     results[4].skipped = "not built"
     bench.add_ratios(results, specs)
     assert results[1].ratio_c == pytest.approx(900 / 1200)
+    assert all(r.ratio_c_reuse is None for r in results)  # W1 has no reuse rows
+
+
+def test_w2_x_c_chain_is_against_the_keeping_chains_x_c_reuse_against_the_reusing_ones():
+    def spec(path: str, group: str, depth: int | None = None, **kw: Any) -> bench.Spec:
+        return bench.Spec(bench.W2_READ, path, group, 1.0, lambda e, n: None, c_depth=depth,
+                          **kw)  # fmt: skip
+
+    specs = [
+        spec("open(p, 'rb').read() loop", "baseline", reference=True),
+        spec("uringq.read_files (io_uring)", "uringq"),
+        spec("C open/read/close loop (keep)", "ceiling"),
+        spec("C io_uring chain 32 in flight (keep)", "ceiling", 32),
+        spec("C io_uring chain 128 in flight (keep)", "ceiling", 128),
+        spec("C open/read/close loop (reuse)", "ceiling", c_reuse=True),
+        spec("C io_uring chain 32 in flight (reuse)", "ceiling", 32, c_reuse=True),
+        spec("C io_uring chain 128 in flight (reuse)", "ceiling", 128, c_reuse=True),
+    ]
+    rates = [100.0, 180.0, 90.0, 200.0, 150.0, 250.0, 400.0, 300.0]
+    results = [
+        bench.Result(s.section, s.path, s.group, ops_s=r) for s, r in zip(specs, rates, strict=True)
+    ]
+    bench.add_ratios(results, specs)
+    by_path = {r.path: r for r in results}
+    read_files = by_path["uringq.read_files (io_uring)"]
+    assert (read_files.ratio_c, read_files.ratio_c_reuse) == (pytest.approx(0.9), 0.45)
+    assert by_path["C open/read/close loop (reuse)"].ratio_c == pytest.approx(250 / 200)
+    assert by_path["C io_uring chain 32 in flight (keep)"].ratio_c_reuse == 0.5
 
 
 # -- the sections of the default run: W2, aiofiles-style, x bare ---------------------------
@@ -270,17 +299,23 @@ def test_quick_w2_uringq_rows_run_or_say_which_function_is_missing(quick_run, pa
     assert result["ops_s"] > 0 and result["ratio_pread"] > 0
 
 
-def test_quick_w2_x_c_chain_is_against_the_better_c_chain(quick_run):
+def test_quick_w2_x_c_chain_is_against_the_better_keeping_c_chain_x_c_reuse_the_other(
+    quick_run,
+):
     _, data = quick_run
     w2 = rows_of(data, bench.W2_READ)
-    chains = [w2[f"C io_uring chain {d} in flight"] for d in (32, 128)]
-    if any(c["skipped"] for c in chains):
-        pytest.skip(f"C chain not run here: {chains[0]['skipped'] or chains[1]['skipped']}")
-    best = max(c["ops_s"] for c in chains)
+    best = {}
+    for mode in ("keep", "reuse"):
+        chains = [w2[f"C io_uring chain {d} in flight ({mode})"] for d in (32, 128)]
+        if any(c["skipped"] for c in chains):
+            pytest.skip(f"C chain not run here: {chains[0]['skipped'] or chains[1]['skipped']}")
+        best[mode] = max(c["ops_s"] for c in chains)
     for result in w2.values():
         if result["skipped"] is None:
-            assert result["ratio_c"] == pytest.approx(result["ops_s"] / best)
-    assert w2["C open/read/close loop"]["ratio_c"] > 0
+            assert result["ratio_c"] == pytest.approx(result["ops_s"] / best["keep"])
+            assert result["ratio_c_reuse"] == pytest.approx(result["ops_s"] / best["reuse"])
+    for mode in ("keep", "reuse"):
+        assert w2[f"C open/read/close loop ({mode})"]["ratio_c"] > 0
 
 
 def test_quick_asyncio_rows_show_their_ratio_to_the_bare_round_trip_of_their_loop(quick_run):
@@ -337,6 +372,7 @@ def test_quick_table_has_the_new_columns(quick_run):
     stdout, _ = quick_run
     assert "x bare" in stdout
     assert "files/s" in stdout and "x open().read()" in stdout and "x C chain" in stdout
+    assert "x C reuse" in stdout
     assert "x aiofiles" in stdout and "lines/s" in stdout
 
 
@@ -356,11 +392,12 @@ def test_sections_option_and_a_compiler_without_liburing(tmp_path):
     assert data["meta"]["small_files"] == 150
     assert data["meta"]["file_size"] is None  # no W1 file made for W2 alone
     hint = "building smallfiles_ceiling.c failed (liburing.h missing: apt-get install liburing-dev)"
-    for path in ("C open/read/close loop", "C io_uring chain 32 in flight"):
+    for path in ("C open/read/close loop (keep)", "C io_uring chain 32 in flight (reuse)"):
         assert rows_of(data, bench.W2_READ)[path]["skipped"].startswith(hint)
+    loop = rows_of(data, bench.W2_READ)["C open/read/close loop (keep)"]
     assert data["meta"]["ceilings"] == {
         "uring_ceiling": "not used",
-        "smallfiles_ceiling": rows_of(data, bench.W2_READ)["C open/read/close loop"]["skipped"],
+        "smallfiles_ceiling": loop["skipped"],
     }
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import uringq
 from uringq import aio, bench
-from uringq.bench import aiofiles_style, smallfiles
+from uringq.bench import aiofiles_style, smallfiles, timing
 from uringq.bench import ceilings as ceilings_module
 from uringq.bench.ceilings import CEILING_ENV, Ceilings, find_source_dir
 from uringq.bench.data import make_small_files, make_text_file, prepare_file
@@ -129,11 +129,19 @@ def test_smallfiles_ceiling_reads_every_file_whole_both_ways(built, tmp_path):
     small = make_small_files(str(tmp_path / "w2"), 40, QUIET)
     Path(small.paths[7]).write_bytes(b"")  # an empty file is a read of 0, then the close
     sizes = [os.path.getsize(p) for p in small.paths]
+    reuse, keep = ("loop_files_s", "uring_files_s"), ("loop_keep_files_s", "uring_keep_files_s")
     for inflight in ("1", "8", "128"):
         figures = built.run("smallfiles_ceiling", [small.list_file, inflight], key=(inflight,))
         assert figures["files"] == 40 and figures["bytes"] == sum(sizes)
-        assert figures["loop_files_s"] > 0 and figures["uring_files_s"] > 0
+        assert all(figures[name] > 0 for name in reuse + keep)  # both modes by default
         assert figures["inflight"] == int(inflight)
+    for mode, shown, left_out in (("reuse", reuse, keep), ("keep", keep, reuse)):
+        figures = built.run("smallfiles_ceiling", [small.list_file, "8", mode], key=(mode,))
+        assert figures["files"] == 40 and figures["bytes"] == sum(sizes)
+        assert all(figures[name] > 0 for name in shown)
+        assert not any(name in figures for name in left_out)
+    with pytest.raises(Skip, match="the mode is reuse, keep or both"):
+        built.run("smallfiles_ceiling", [small.list_file, "8", "all"], key=("bad mode",))
     figures = built.run("smallfiles_ceiling", [small.directory, "4"], key=("dir",))
     assert figures["files"] == 40 and figures["bytes"] == sum(sizes)
     Path(small.paths[3]).write_bytes(b"x" * 65536)
@@ -221,6 +229,30 @@ def test_the_w2_baselines_read_every_file(tmp_path):
         timing = runner(env, 120)
         assert (timing.ops, timing.nbytes) == (120, env.small.total), runner
         assert timing.seconds > 0
+
+
+def resident_pages() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1])
+
+
+def test_each_run_starts_with_the_allocators_free_memory_given_back():
+    # Results freed under a live allocation stay in the heap (and reused, would spare the
+    # next path its first-touch faults) until released before the next path runs.
+    if not timing.release_free_memory():
+        pytest.skip("no malloc_trim in this C library")
+    results = [bytes(8192) for _ in range(4000)]  # about 32 MiB of fresh pages
+    top = max(map(id, results))  # CPython: an object's address
+    pinned = [bytes(8192)]
+    while id(pinned[-1]) < top:  # one above them on the heap: no automatic trim
+        pinned.append(bytes(8192))
+    before = resident_pages()
+    del results
+    kept = resident_pages()
+    assert timing.release_free_memory()
+    after = resident_pages()
+    assert before - kept < 4000 and kept - after > 6000, (before, kept, after)
+    del pinned
 
 
 @pytest.mark.skipif(not uringq.get_provider("io_uring").available, reason="needs io_uring")

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import uringq
 from helpers.proc import assert_child_ok, open_fds, run_python
-from helpers.whole_files import fds_after_warm_up
+from helpers.whole_files import fds_after_warm_up, files_in_ring_tables
 
 PROMPT = 1.0  # seconds from the signal to KeyboardInterrupt (SPEC: about 100 ms; loaded CI)
 IO_URING = [p.id for p in uringq.providers() if p.available and p.id == "io_uring"]
@@ -64,6 +64,7 @@ def test_a_fuzz_of_random_lists_never_leaks_and_matches_open(
                 uringq.read_files(paths, provider=provider)
             first = next(p for p, g in zip(paths, got, strict=True) if isinstance(g, OSError))
             assert info.value.filename is first
+        assert files_in_ring_tables(tmp_path) == []
     assert open_fds() == before
 
 
@@ -133,6 +134,7 @@ def test_ctrl_c_stops_a_long_read_promptly(
     assert isinstance(raised, KeyboardInterrupt), raised
     assert late < PROMPT, f"KeyboardInterrupt {late:.3f} s after SIGINT"
     assert open_fds() == before
+    assert files_in_ring_tables(os.path.dirname(small_files[0])) == []
     assert uringq.read_files(small_files[:3], provider=provider) == [
         oracle(p) for p in small_files[:3]
     ]
@@ -161,6 +163,7 @@ def test_ctrl_c_ends_a_read_stuck_on_a_fifo(
     assert isinstance(raised, KeyboardInterrupt), raised
     assert late < PROMPT, f"KeyboardInterrupt {late:.3f} s after SIGINT"
     assert open_fds() == before
+    assert files_in_ring_tables(tmp_path) == []
 
 
 def test_a_timer_signal_whose_handler_raises(provider: str, small_files: list[str]) -> None:
@@ -241,4 +244,5 @@ def test_native_modes_and_sizes_agree(
         written = _native.write_files(targets, data, _window=window, _plain=plain)
         assert written == [len(d) for d in data]
         assert [t.read_bytes() for t in targets] == data
+        assert files_in_ring_tables(tmp_path) == []
     assert open_fds() == before

@@ -139,9 +139,12 @@ def uring_runner(depth: int, figure: str) -> Runner:
 
 
 def smallfiles_runner(inflight: int, figure: str) -> Runner:
-    """A W2 row from ``smallfiles_ceiling``'s ``figure`` (``loop_files_s``/``uring_files_s``).
+    """A W2 row from ``smallfiles_ceiling``'s ``figure``: ``loop_files_s``/``uring_files_s``
+    (reused buffers, nothing kept) or ``loop_keep_files_s``/``uring_keep_files_s`` (each
+    file kept in a buffer of its size, as ``read_files`` keeps ``bytes``).
 
-    The program reads every W2 file (the list the Python rows read) once per way.
+    The program reads every W2 file (the list the Python rows read) once per way and mode;
+    one run per round gives every figure of its ``inflight``.
     """
 
     def run(env: Env, n: int) -> Timing:

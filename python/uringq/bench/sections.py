@@ -39,14 +39,17 @@ class Section:
 
     Every section has a reference row (``ratio_pread`` in the JSON: the ratio to it,
     headed ``reference``); ``ceiling`` heads ``ratio_c`` where the section has C ceiling
-    rows; ``bare`` shows ``ratio_bare`` (asyncio paths against the bare future round trip
-    of their loop); ``aiofiles`` shows ``ratio_aiofiles`` (the same code on aiofiles).
+    rows, ``ceiling_reuse`` heads ``ratio_c_reuse`` (W2: against the C rows that reuse
+    their buffers instead of keeping results); ``bare`` shows ``ratio_bare`` (asyncio
+    paths against the bare future round trip of their loop); ``aiofiles`` shows
+    ``ratio_aiofiles`` (the same code on aiofiles).
     """
 
     title: str
     unit: str = "ops/s"
     reference: str = "x pread"
     ceiling: str | None = None
+    ceiling_reuse: str | None = None
     bare: bool = False
     aiofiles: bool = False
 
@@ -58,7 +61,13 @@ SECTIONS: dict[str, Section] = {
         Section(DIRECT, reference="x preadv"),
         Section(SEQ_READ),
         Section(SEQ_WRITE, reference="x pwrite"),
-        Section(W2_READ, unit="files/s", reference="x open().read()", ceiling="x C chain"),
+        Section(
+            W2_READ,
+            unit="files/s",
+            reference="x open().read()",
+            ceiling="x C chain",
+            ceiling_reuse="x C reuse",
+        ),
         Section(W2_WRITE, unit="files/s", reference="x open().write()"),
         Section(AIOF_FILES, unit="files/s", reference="x builtin", aiofiles=True),
         Section(AIOF_SEQ, unit="reads/s", reference="x builtin", aiofiles=True),

@@ -4,6 +4,7 @@ every path once per round and keeps each path's best run."""
 
 from __future__ import annotations
 
+import ctypes
 import math
 import sys
 import time
@@ -26,6 +27,7 @@ __all__ = [
     "Timing",
     "Windows",
     "percentile",
+    "release_free_memory",
     "run_all",
     "windowed",
     "windows_from_stamps",
@@ -65,7 +67,8 @@ class Result:
     p50_us: float | None = None
     p99_us: float | None = None
     ratio_pread: float | None = None  # to the section's reference row (os.pread in W1)
-    ratio_c: float | None = None  # to C io_uring (W1) or the C chain (W2)
+    ratio_c: float | None = None  # to C io_uring (W1) or the C chain keeping results (W2)
+    ratio_c_reuse: float | None = None  # W2: to the C chain reusing its buffers
     runs_ops_s: list[float] = field(default_factory=list)
     skipped: str | None = None
     note: str | None = None
@@ -93,6 +96,9 @@ class Spec:
     # io_uring depth: on a C io_uring row, the depth it ran at; on a batch row, the C
     # row its "x C" ratio compares with.
     c_depth: int | None = None
+    # A C row that reuses its buffers and keeps no result (W2): the anchor of the
+    # section's second ceiling column, not of the first.
+    c_reuse: bool = False
     loop: str | None = None  # asyncio paths: the loop ("asyncio" or "uvloop")
     anchor: str | None = None  # "bare" (the loop's bare round trip) or "aiofiles"
     provider: str | None = None  # the uringq provider this path needs
@@ -204,6 +210,33 @@ def windowed(n: int, chunk: Callable[[int, int], object]) -> Timing:
     return windows.timing(n)
 
 
+def _find_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
+        return None
+    return trim
+
+
+_MALLOC_TRIM = _find_malloc_trim()
+
+
+def release_free_memory() -> bool:
+    """Gives the C allocator's free memory back to the kernel (glibc ``malloc_trim(0)``).
+
+    Run before each path: results (W2's 20 000 ``bytes`` a round) then land on fresh pages
+    whatever the paths before left behind, so every path pays the same first-touch page
+    faults (about two a W2 file, a large part of its cost on a VM), as the C ceilings do
+    in their new process. Without it a path whose predecessor left an allocation on top
+    of its freed results reuses them without faults (measured: 1.1 against 2.0 faults a
+    file). False where the C library has no ``malloc_trim``.
+    """
+    if _MALLOC_TRIM is None:
+        return False
+    _MALLOC_TRIM(0)
+    return True
+
+
 def _unit_word(unit: str) -> str:
     return unit.removesuffix("/s")
 
@@ -218,7 +251,9 @@ def run_all(
 
     Interleaving the repeats spreads slow phases of the machine over every path instead
     of one path's whole series, so the ratios of one run hold better. A path keeps its
-    best run. ``section_reasons`` skips whole sections (why they could not be set up).
+    best run. Each run starts with the allocator's free memory released
+    (:func:`release_free_memory`). ``section_reasons`` skips whole sections (why they
+    could not be set up).
     """
     reasons = section_reasons or {}
     results = []
@@ -244,6 +279,7 @@ def run_all(
             progress.step(
                 label if env.repeat == 1 else f"{label} round {round_no + 1}/{env.repeat}"
             )
+            release_free_memory()
             try:
                 timing = spec.run(env, n)
             except Skip as exc:
