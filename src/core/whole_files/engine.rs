@@ -8,10 +8,7 @@
 //! request, IO_HARDLINK: the EOF probe of a read, the FSYNC of a write] -> CLOSE of slot
 //! `s`. The CLOSE's completion is the chain's last (a failed OPENAT's is, when it skips
 //! success: the rest of its link then posts none), so a slot is reused only once it has
-//! arrived. A job that keeps files open ([`Job::KEEP_OPEN`], reads) has no CLOSE: its
-//! file stays in the slot until the next OPENAT into that slot replaces (and releases)
-//! it, and the run empties the table when it ends; its last request's completion ends
-//! the chain. Without direct descriptors (plain mode) OPENAT returns an ordinary
+//! arrived. Without direct descriptors (plain mode) OPENAT returns an ordinary
 //! descriptor and the rest of the chain follows once it is known.
 
 use std::cell::RefCell;
@@ -223,8 +220,6 @@ pub struct Slot {
     pub data: i32,
     pub extra: i32,
     pub close: i32,
-    /// The stage whose completion ends the chain.
-    last: u64,
 }
 
 impl Slot {
@@ -246,10 +241,6 @@ pub trait Job {
     /// Whether a file must wait while the same path is in flight (writes: the last one
     /// given wins, as in a loop; chains in io-wq workers could otherwise interleave).
     const EXCLUSIVE: bool;
-    /// Whether a chain on a direct descriptor leaves its file in the slot instead of
-    /// closing it: one request less per file, for jobs whose CLOSE cannot fail in a way
-    /// that matters (reads). The next OPENAT into the slot releases the file.
-    const KEEP_OPEN: bool;
     /// OPENAT flags (without O_CLOEXEC) and mode.
     fn open_how(&self) -> (i32, u32);
     /// The data request for `file` in `slot`.
@@ -285,11 +276,8 @@ pub struct Run<'a, J: Job> {
     next: usize,
     live: usize,
     aborted: bool,
-    /// A direct slot may still hold a file (a CLOSE was cancelled or failed, or the job
-    /// keeps files open).
+    /// A direct slot may still hold a file (a CLOSE was cancelled or failed).
     dirty: bool,
-    /// Chains end without a CLOSE (direct mode, a job that keeps files open).
-    keep_open: bool,
     sliced: bool,
 }
 
@@ -309,7 +297,6 @@ impl<'a, J: Job> Run<'a, J> {
             Mode::Plain
         };
         let sliced = ring.ring.params().is_feature_ext_arg();
-        let keep_open = J::KEEP_OPEN && mode == Mode::Direct;
         Run {
             ring,
             job,
@@ -325,8 +312,7 @@ impl<'a, J: Job> Run<'a, J> {
             next: 0,
             live: 0,
             aborted: false,
-            dirty: keep_open,
-            keep_open,
+            dirty: false,
             sliced,
         }
     }
@@ -391,41 +377,31 @@ impl<'a, J: Job> Run<'a, J> {
         self.push_rest(slot, file, Target::Fixed(slot), Some(open));
     }
 
-    /// Pushes `[open ->] data -> [extra ->] close` for `slot` (without the close when the
-    /// run keeps files open), each request after the open hardlinked to the next.
+    /// Pushes `[open ->] data -> [extra ->] close` for `slot`.
     fn push_rest(&mut self, slot: u32, file: usize, target: Target, open: Option<squeue::Entry>) {
         let id = u64::from(slot) << 2;
-        let data = self.job.data(slot, file, target).user_data(id | DATA);
+        let link = squeue::Flags::IO_HARDLINK;
+        let data = self
+            .job
+            .data(slot, file, target)
+            .flags(link)
+            .user_data(id | DATA);
         let extra = self
             .job
             .extra(slot, file, target)
-            .map(|e| e.user_data(id | EXTRA));
-        let close = (!self.keep_open).then(|| {
-            match target {
-                Target::Fixed(s) => opcode::Close::new(types::Fixed(s)).build(),
-                Target::Fd(fd) => opcode::Close::new(types::Fd(fd)).build(),
-            }
-            .user_data(id | CLOSE)
-        });
-        let mut chain = [data.clone(), data.clone(), data.clone(), data.clone()];
-        let mut n = 0;
-        if let Some(open) = open {
-            chain[0] = open;
-            n = 1;
+            .map(|e| e.flags(link).user_data(id | EXTRA));
+        let close = match target {
+            Target::Fixed(s) => opcode::Close::new(types::Fixed(s)).build(),
+            Target::Fd(fd) => opcode::Close::new(types::Fd(fd)).build(),
         }
-        let rest = [Some(data), extra, close];
-        let last = rest.iter().rposition(Option::is_some).unwrap_or(0);
-        for (i, entry) in rest.into_iter().enumerate() {
-            let Some(entry) = entry else { continue };
-            chain[n] = if i < last {
-                entry.flags(squeue::Flags::IO_HARDLINK)
-            } else {
-                entry
-            };
+        .user_data(id | CLOSE);
+        let mut chain = [close.clone(), close.clone(), close.clone(), close];
+        let mut n = 0;
+        for entry in open.into_iter().chain([data]).chain(extra) {
+            chain[n] = entry;
             n += 1;
         }
-        self.slots[slot as usize].last = [DATA, EXTRA, CLOSE][last];
-        self.push(&chain[..n]);
+        self.push(&chain[..=n]);
     }
 
     fn push(&mut self, entries: &[squeue::Entry]) {
@@ -501,16 +477,8 @@ impl<'a, J: Job> Run<'a, J> {
                         done.push(slot);
                     }
                 }
-                DATA | EXTRA => {
-                    if stage == DATA {
-                        s.data = res;
-                    } else {
-                        s.extra = res;
-                    }
-                    if s.last == stage {
-                        done.push(slot); // a chain without CLOSE
-                    }
-                }
+                DATA => s.data = res,
+                EXTRA => s.extra = res,
                 _ => {
                     s.close = res;
                     if self.mode == Mode::Direct && res < 0 && s.open >= 0 {
@@ -587,7 +555,7 @@ impl<J: Job> Drop for Run<'_, J> {
     fn drop(&mut self) {
         self.abort();
         if self.dirty && self.ring.table > 0 {
-            // Close whatever the chains (or a cancelled CLOSE) left in the table.
+            // Close whatever a cancelled CLOSE left in the table.
             let empty = vec![-1; self.ring.table as usize];
             let _ = self.ring.ring.submitter().register_files_update(0, &empty);
         }

@@ -173,7 +173,7 @@ impl ReadJob {
                 big.push(s.file);
                 return None;
             }
-            // SAFETY: the chain is over (its last completion, after both reads, arrived), so the
+            // SAFETY: the chain is over (its CLOSE completed after both reads), so the
             // kernel no longer writes this slot; it is not reused before the slice dies.
             None => Ok(unsafe { std::slice::from_raw_parts(self.slot_ptr(slot), s.data as usize) }),
         };
@@ -189,8 +189,6 @@ const AT_POSITION: u64 = u64::MAX;
 
 impl Job for ReadJob {
     const EXCLUSIVE: bool = false;
-    // A read-only file's close reports nothing worth a request per file.
-    const KEEP_OPEN: bool = true;
 
     fn open_how(&self) -> (i32, u32) {
         (libc::O_RDONLY, 0)
@@ -309,8 +307,6 @@ struct WriteJob<'a> {
 
 impl Job for WriteJob<'_> {
     const EXCLUSIVE: bool = true;
-    // The CLOSE of a written file can report a write error (NFS, quotas).
-    const KEEP_OPEN: bool = false;
 
     fn open_how(&self) -> (i32, u32) {
         (libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, self.mode)
