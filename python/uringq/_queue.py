@@ -54,6 +54,12 @@ _HOT_METHODS = (
     # uringq.aio's hooks (optional): a read into a new bytes object, settling futures.
     "_prepare_read_bytes",
     "_settle_futures",
+    # ... and its request path in one native call (issue 11; see uringq/aio/_driver.py).
+    "_aio_bind",
+    "_aio_read",
+    "_aio_read_into",
+    "_aio_schedule",
+    "_aio_flush",
 )
 
 

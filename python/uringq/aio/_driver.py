@@ -104,18 +104,29 @@ class Driver(Operations):
         "_commit",
         "_create_future",
         "_fileno",
+        "_flush_native",
         "_flush_scheduled",
         "_ops",
         "_prepare_read",
         "_prepare_read_bytes",
         "_prepare_write",
         "_retry_handle",
+        "_schedule",
         "_settle_futures",
         "_wait",
         "closed",
         "loop",
         "queue",
+        "read",
+        "read_into",
     )
+
+    read: Callable[[int, int, int], asyncio.Future[bytes]]
+    """``read(fd, size, offset)``: read up to ``size`` bytes at ``offset``; the result is
+    ``bytes`` (``b""`` at EOF)."""
+    read_into: Callable[[int, int, Buffer], asyncio.Future[int]]
+    """``read_into(fd, offset, buf)``: read ``len(buf)`` bytes at ``offset`` into ``buf``;
+    the result is bytes read."""
 
     def __init__(
         self,
@@ -152,6 +163,21 @@ class Driver(Operations):
         self._closing_fds: dict[int, bool] = {}  # fd -> os.close() it once deregistered
         self._retry_handle: asyncio.TimerHandle | None = None
         self._ops = {name for name in OPERATIONS if hasattr(queue, name)}
+        # The hot methods: on the native queue one native call per request and per flush
+        # (issue 11), else the Python versions below.
+        bind = getattr(queue, "_aio_bind", None)
+        if native and bind is not None:
+            factory, kwargs = _future_factory(loop)
+            bind(factory, kwargs, loop.call_soon, self._flush_bound, self._backlog)
+            self.read = queue._aio_read  # type: ignore[attr-defined]
+            self.read_into = queue._aio_read_into  # type: ignore[attr-defined]
+            self._schedule: Callable[[], None] = queue._aio_schedule  # type: ignore[attr-defined]
+            self._flush_native: Callable[[], int] | None = queue._aio_flush  # type: ignore[attr-defined]
+        else:
+            self.read = self._read
+            self.read_into = self._read_into
+            self._schedule = self._schedule_flush
+            self._flush_native = None
         self._fileno = queue.fileno()
         try:
             loop.add_reader(self._fileno, self._reap)
@@ -218,8 +244,9 @@ class Driver(Operations):
         return True
 
     # -- requests ---------------------------------------------------------------------
-    def read_into(self, fd: int, offset: int, buf: Buffer) -> asyncio.Future[int]:
-        """Read ``len(buf)`` bytes at ``offset`` into ``buf``; the result is bytes read."""
+    # The Python versions of ``read_into`` and ``read`` (providers without ``_aio_bind``);
+    # they schedule the flush inline: a frame less per request.
+    def _read_into(self, fd: int, offset: int, buf: Buffer) -> asyncio.Future[int]:
         fut: asyncio.Future[int] = self._create_future()
         if self._backlog:
             self._backlog.append((_READ, fd, offset, buf, fut))
@@ -236,8 +263,7 @@ class Driver(Operations):
             self._call_soon(self._flush)
         return fut
 
-    def read(self, fd: int, size: int, offset: int) -> asyncio.Future[bytes]:
-        """Read up to ``size`` bytes at ``offset``; the result is ``bytes`` (``b""`` at EOF)."""
+    def _read(self, fd: int, size: int, offset: int) -> asyncio.Future[bytes]:
         fut: asyncio.Future[bytes] = self._create_future()
         read_bytes = self._prepare_read_bytes
         arg: Any
@@ -280,9 +306,7 @@ class Driver(Operations):
             except Exception as exc:
                 fut.set_exception(exc)
                 return fut
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._call_soon(self._flush)
+        self._schedule()
         return fut
 
     def fsync(self, fd: int, *, datasync: bool = False) -> asyncio.Future[int]:
@@ -303,9 +327,7 @@ class Driver(Operations):
         fut = target[0] if isinstance(target, tuple) else target
         if self._backlog or not self._prepare(request):
             self._backlog.append(request)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._call_soon(self._flush)
+        self._schedule()
         return fut
 
     def _prepare(self, request: _Pending) -> bool:
@@ -338,6 +360,28 @@ class Driver(Operations):
         return True
 
     # -- the loop's side --------------------------------------------------------------
+    def _schedule_flush(self) -> None:
+        """Schedule :meth:`_flush` for this loop iteration unless it already is."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._call_soon(self._flush)
+
+    def _flush_bound(self) -> None:
+        """The native queue's flush (``_aio_flush``: commit, settle, schedule the next one,
+        as :meth:`_flush`), then the backlog and deferred deregistrations."""
+        if self.closed:
+            return
+        assert self._flush_native is not None
+        try:
+            self._flush_native()
+        except QueueClosed:  # closed behind the driver's back
+            self.close()
+            return
+        if self._backlog:
+            self._refill()
+        if self._closing_fds:
+            self._retry_deregister()
+
     def _flush(self) -> None:
         """Once per loop iteration: commit what was prepared, settle what completed.
 
@@ -428,9 +472,8 @@ class Driver(Operations):
                 break
             backlog.popleft()
             moved = True
-        if moved and not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._call_soon(self._flush)
+        if moved:
+            self._schedule()
 
     def _schedule_retry(self) -> None:
         """Retry deferred deregistrations every 50 ms too, in case no completion comes.
@@ -548,6 +591,17 @@ class Driver(Operations):
             self._settle(exc.completions)
         except QueueClosed as exc:  # closed behind the driver's back
             self._settle(exc.completions)
+
+
+def _future_factory(
+    loop: asyncio.AbstractEventLoop,
+) -> tuple[Callable[..., asyncio.Future[Any]], dict[str, Any] | None]:
+    """How the native queue makes a loop's futures: ``asyncio.Future(loop=loop)`` where
+    ``loop.create_future`` is asyncio's own (which does just that, in a Python frame),
+    else ``loop.create_future()`` (uvloop's is native)."""
+    if getattr(loop.create_future, "__func__", None) is asyncio.BaseEventLoop.create_future:
+        return asyncio.futures.Future, {"loop": loop}
+    return loop.create_future, None
 
 
 def _hook_loop_close(loop: asyncio.AbstractEventLoop, driver: Driver) -> Callable[[], None] | None:
