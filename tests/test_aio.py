@@ -113,6 +113,38 @@ def test_read_into_fills_the_buffer_and_returns_the_count(run, data):
     run(main)
 
 
+class _OwnFuture(asyncio.Future):  # type: ignore[type-arg]
+    """The future of a loop that makes its own (see the test below)."""
+
+
+def test_a_loop_that_makes_its_own_futures_gets_them_from_every_request(provider, data):
+    """The driver makes futures itself only where ``create_future`` is asyncio's or
+    uvloop's own; any other ``create_future`` is called for every request."""
+    path, contents = data
+    made: list[asyncio.Future[object]] = []
+
+    class OwnLoop(asyncio.SelectorEventLoop):
+        def create_future(self) -> asyncio.Future[object]:
+            fut = _OwnFuture(loop=self)
+            made.append(fut)
+            return fut
+
+    async def main() -> None:
+        aio.get_driver(provider=provider)
+        async with aio.open(path, "rb") as f:
+            made.clear()
+            reads = [f.read(16, 16), f.read_into(bytearray(16), 0), f.write(b"x", 0)]
+            assert all(type(fut) is _OwnFuture for fut in reads)
+            assert made == reads
+            assert await reads[0] == contents[16:32]
+            assert await reads[1] == 16
+            with pytest.raises(OSError):  # opened read-only
+                await reads[2]
+
+    with asyncio.Runner(loop_factory=OwnLoop) as r:
+        r.run(main())
+
+
 def test_write_then_read_back(run, tmp_path):
     path = str(tmp_path / "out.bin")
 

@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 import time
 import weakref
 from collections import deque
@@ -596,10 +597,15 @@ class Driver(Operations):
 def _future_factory(
     loop: asyncio.AbstractEventLoop,
 ) -> tuple[Callable[..., asyncio.Future[Any]], dict[str, Any] | None]:
-    """How the native queue makes a loop's futures: ``asyncio.Future(loop=loop)`` where
-    ``loop.create_future`` is asyncio's own (which does just that, in a Python frame),
-    else ``loop.create_future()`` (uvloop's is native)."""
-    if getattr(loop.create_future, "__func__", None) is asyncio.BaseEventLoop.create_future:
+    """How the native queue makes a loop's futures: ``asyncio.Future(loop=loop)`` with one
+    keyword dict for them all where ``loop.create_future`` is asyncio's or uvloop's own
+    (they do just that: asyncio's in a Python frame, uvloop's with a new dict per call),
+    else ``loop.create_future()``."""
+    create = getattr(loop.create_future, "__func__", None)
+    uvloop_loop = getattr(sys.modules.get("uvloop"), "Loop", None)
+    if create is asyncio.BaseEventLoop.create_future or (
+        uvloop_loop is not None and create is uvloop_loop.create_future
+    ):
         return asyncio.futures.Future, {"loop": loop}
     return loop.create_future, None
 
