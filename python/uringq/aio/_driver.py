@@ -85,6 +85,15 @@ _drivers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, weakref.ref[Drive
 )
 
 
+def _no_driver() -> Driver | None:
+    return None
+
+
+# The driver get_driver() returned last: the module-level functions (aio.read(fd, ...))
+# look their loop's driver up per call, and WeakKeyDictionary.get costs Python frames.
+_last: Callable[[], Driver | None] = _no_driver
+
+
 class Driver(Operations):
     """The queue of one event loop and the glue between its completions and futures.
 
@@ -656,8 +665,12 @@ def get_driver(
     ``provider`` that differs from the existing driver's raises ``ValueError`` (one queue
     per loop: close the driver first to switch).
     """
+    global _last
     if loop is None:
         loop = asyncio.get_running_loop()
+    last = _last()
+    if last is not None and last.loop is loop and provider is None and not last.closed:
+        return last
     ref = _drivers.get(loop)
     driver = ref() if ref is not None else None
     if driver is not None and not driver.closed:
@@ -668,7 +681,8 @@ def get_driver(
                     f"this event loop's driver runs provider {driver.provider_id!r}, not "
                     f"{wanted!r}; close it (get_driver().close()) before switching"
                 )
+        _last = weakref.ref(driver)
         return driver
     driver = Driver(loop, provider=provider, sq_entries=sq_entries, cq_entries=cq_entries)
-    _drivers[loop] = weakref.ref(driver)
+    _drivers[loop] = _last = weakref.ref(driver)
     return driver
