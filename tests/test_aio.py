@@ -363,6 +363,28 @@ def test_a_tiny_queue_never_raises_queue_full(loop_factory, provider, data):
         r.run(main())
 
 
+def test_a_bad_request_behind_the_backlog_fails_alone_in_order(loop_factory, provider, data):
+    """Requests made while others wait for room join the backlog unchecked: their
+    argument errors arrive from their own await when their turn comes, in order."""
+    path, contents = data
+
+    async def main() -> None:
+        aio.get_driver(provider=provider, sq_entries=1, cq_entries=1)
+        async with aio.open(path, "rb") as f:
+            buf = bytearray(8)
+            futs = [f.read(8, 0), f.read(8, 8), f.read(8, -1), f.read_into(buf, 16)]
+            futs += [f.read_into(b"read-only", 0), f.read(8, 24)]
+            results = await asyncio.gather(*futs, return_exceptions=True)
+        assert results[:2] == [contents[:8], contents[8:16]]
+        assert type(results[2]) is ValueError
+        assert results[3] == 8 and buf == contents[16:24]
+        assert type(results[4]) is TypeError
+        assert results[5] == contents[24:32]
+
+    with asyncio.Runner(loop_factory=loop_factory) as r:
+        r.run(main())
+
+
 def test_many_tasks_doing_sequential_reads(run, data):
     path, contents = data
 

@@ -13,8 +13,13 @@ How it works (SPEC section 5):
   wake the reader callback. Both settle every ready completion in one pass: on io_uring
   natively (``_settle_futures``: no ``Completion`` objects), elsewhere in one loop over
   ``wait(0, None, 0)``.
-* ``read()`` on io_uring reads straight into the ``bytes`` object it resolves to
-  (``_prepare_read_bytes``: the queue allocates it and only the bytes the kernel wrote are
+* On io_uring, ``read`` and ``read_into`` are the native queue's ``_aio_read`` and
+  ``_aio_read_into``, and the flush is ``_aio_flush`` (issue 11: one native call per
+  request, no Python frame of the driver's): the queue makes the future, prepares the
+  request or appends it to the driver's backlog, sets an argument error on the future,
+  and schedules the flush itself (``_aio_bind`` lends it the loop's ``call_soon``, the
+  backlog and how to make futures). ``read()`` there reads straight into the ``bytes``
+  object it resolves to (the queue allocates it and only the bytes the kernel wrote are
   ever visible); other providers read into a ``bytearray`` and copy.
 * Requests beyond the queue's capacity wait in a FIFO backlog inside the driver and are
   prepared as capacity frees up: callers never see ``QueueFull``.
