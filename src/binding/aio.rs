@@ -6,7 +6,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -61,12 +61,22 @@ impl AioHooks {
         visit.call(&self.backlog)
     }
 
-    fn future<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let make = self.new_future.bind(py);
-        match &self.kwargs {
-            Some(kwargs) => make.call((), Some(kwargs.bind(py))),
-            None => make.call0(),
-        }
+    fn maker(&self, py: Python<'_>) -> FutureMaker {
+        (
+            self.new_future.clone_ref(py),
+            self.kwargs.as_ref().map(|k| k.clone_ref(py)),
+        )
+    }
+}
+
+/// How to make a future: the callable and its keyword arguments.
+type FutureMaker = (Py<PyAny>, Option<Py<PyDict>>);
+
+fn future(py: Python<'_>, (make, kwargs): FutureMaker) -> PyResult<Bound<'_, PyAny>> {
+    let make = make.bind(py);
+    match kwargs {
+        Some(kwargs) => make.call((), Some(kwargs.bind(py))),
+        None => make.call0(),
     }
 }
 
@@ -84,7 +94,11 @@ type Checked = (Op, i32, Pin);
 
 impl NativeQueue {
     pub(super) fn aio_bind(&self, hooks: Option<AioHooks>) {
-        *self.aio.lock().unwrap_or_else(|e| e.into_inner()) = hooks;
+        let old = std::mem::replace(
+            &mut *self.aio.lock().unwrap_or_else(|e| e.into_inner()),
+            hooks,
+        );
+        drop(old); // after the lock: letting them go may run Python code
     }
 
     /// `Driver.read` on this queue: a future resolving to the `bytes` the kernel wrote
@@ -147,13 +161,15 @@ impl NativeQueue {
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = request.fd.py();
         let (fut, backlog) = {
+            // Only clones under the lock: making the future runs Python code, which
+            // may come back to this queue.
             let hooks = self.aio.lock().unwrap_or_else(|e| e.into_inner());
-            let hooks = hooks.as_ref().ok_or_else(|| to_pyerr(py, Error::Closed))?;
-            (
-                hooks.future(py)?,
-                hooks.backlog.clone_ref(py).into_bound(py),
-            )
+            let hooks = hooks.as_ref().ok_or_else(|| {
+                PyRuntimeError::new_err("no uringq.aio driver is bound to this queue (_aio_bind)")
+            })?;
+            (hooks.maker(py), hooks.backlog.clone_ref(py).into_bound(py))
         };
+        let fut = future(py, fut)?;
         let queued = if backlog.len()? > 0 {
             false
         } else {
