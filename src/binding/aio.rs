@@ -23,8 +23,8 @@ const KIND_READ_BYTES: u8 = 5;
 
 /// What one loop's driver lends its queue (`_aio_bind`).
 pub struct AioHooks {
-    /// Makes a future: `asyncio.Future` with `loop=` in `kwargs` on a stock asyncio
-    /// loop (no Python frame), else the loop's own `create_future`.
+    /// Makes a future: `asyncio.Future` with `loop=` in `kwargs` where the loop's
+    /// `create_future` is asyncio's or uvloop's own, else that `create_future`.
     new_future: Py<PyAny>,
     kwargs: Option<Py<PyDict>>,
     call_soon: Py<PyAny>,
