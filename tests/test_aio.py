@@ -113,6 +113,38 @@ def test_read_into_fills_the_buffer_and_returns_the_count(run, data):
     run(main)
 
 
+class _OwnFuture(asyncio.Future):  # type: ignore[type-arg]
+    """The future of a loop that makes its own (see the test below)."""
+
+
+def test_a_loop_that_makes_its_own_futures_gets_them_from_every_request(provider, data):
+    """The driver makes futures itself only where ``create_future`` is asyncio's or
+    uvloop's own; any other ``create_future`` is called for every request."""
+    path, contents = data
+    made: list[asyncio.Future[object]] = []
+
+    class OwnLoop(asyncio.SelectorEventLoop):
+        def create_future(self) -> asyncio.Future[object]:
+            fut = _OwnFuture(loop=self)
+            made.append(fut)
+            return fut
+
+    async def main() -> None:
+        aio.get_driver(provider=provider)
+        async with aio.open(path, "rb") as f:
+            made.clear()
+            reads = [f.read(16, 16), f.read_into(bytearray(16), 0), f.write(b"x", 0)]
+            assert all(type(fut) is _OwnFuture for fut in reads)
+            assert made == reads
+            assert await reads[0] == contents[16:32]
+            assert await reads[1] == 16
+            with pytest.raises(OSError):  # opened read-only
+                await reads[2]
+
+    with asyncio.Runner(loop_factory=OwnLoop) as r:
+        r.run(main())
+
+
 def test_write_then_read_back(run, tmp_path):
     path = str(tmp_path / "out.bin")
 
@@ -331,6 +363,28 @@ def test_a_tiny_queue_never_raises_queue_full(loop_factory, provider, data):
         r.run(main())
 
 
+def test_a_bad_request_behind_the_backlog_fails_alone_in_order(loop_factory, provider, data):
+    """Requests made while others wait for room join the backlog unchecked: their
+    argument errors arrive from their own await when their turn comes, in order."""
+    path, contents = data
+
+    async def main() -> None:
+        aio.get_driver(provider=provider, sq_entries=1, cq_entries=1)
+        async with aio.open(path, "rb") as f:
+            buf = bytearray(8)
+            futs = [f.read(8, 0), f.read(8, 8), f.read(8, -1), f.read_into(buf, 16)]
+            futs += [f.read_into(b"read-only", 0), f.read(8, 24)]
+            results = await asyncio.gather(*futs, return_exceptions=True)
+        assert results[:2] == [contents[:8], contents[8:16]]
+        assert type(results[2]) is ValueError
+        assert results[3] == 8 and buf == contents[16:24]
+        assert type(results[4]) is TypeError
+        assert results[5] == contents[24:32]
+
+    with asyncio.Runner(loop_factory=loop_factory) as r:
+        r.run(main())
+
+
 def test_many_tasks_doing_sequential_reads(run, data):
     path, contents = data
 
@@ -373,15 +427,27 @@ def test_requests_are_committed_once_per_loop_iteration(run, data, monkeypatch):
 
     async def main() -> None:
         driver = aio.get_driver()
-        original = driver._commit
+        flush = driver._flush_native
+        if flush is not None:  # the native flush commits every prepared request at once
 
-        def counting_commit() -> int:
-            n = original()
-            commits.append(n)
-            return n
+            def counting_flush() -> int:
+                if n := driver.queue.prepared:
+                    commits.append(n)
+                return flush()
+
+            hook, counting = "_flush_native", counting_flush
+        else:
+            original = driver._commit
+
+            def counting_commit() -> int:
+                n = original()
+                commits.append(n)
+                return n
+
+            hook, counting = "_commit", counting_commit
 
         async with aio.open(path, "rb") as f:  # the open and close may be requests too
-            monkeypatch.setattr(driver, "_commit", counting_commit)
+            monkeypatch.setattr(driver, hook, counting)
             await asyncio.gather(*(f.read(16, i * 16) for i in range(100)))
             monkeypatch.undo()
 

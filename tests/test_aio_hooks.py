@@ -266,3 +266,37 @@ def test_a_signal_handler_error_ends_a_blocked_settle_and_nothing_is_lost(native
     q.deregister(r)
     os.close(r)
     os.close(w)
+
+
+# -- the request path in one call (_aio_bind, _aio_read, _aio_read_into, _aio_flush) -------
+def test_aio_requests_need_a_bound_driver(native) -> None:
+    q, fd = native
+    with pytest.raises(RuntimeError, match=r"no uringq\.aio driver is bound"):
+        q._aio_read(fd, 16, 0)
+    with pytest.raises(RuntimeError, match=r"no uringq\.aio driver is bound"):
+        q._aio_read_into(fd, 0, bytearray(16))
+    assert q.prepared == 0
+
+
+def test_aio_read_and_flush_on_a_bound_queue(native, loop) -> None:
+    """One call per request; the first schedules the flush (once), which commits and
+    settles; argument errors land on the future and nothing is queued for them."""
+    from collections import deque
+
+    q, fd = native
+    scheduled: list[object] = []
+    backlog: deque[object] = deque()
+    q._aio_bind(asyncio.Future, {"loop": loop}, scheduled.append, lambda: None, backlog)
+    buf = bytearray(100)
+    futs = [q._aio_read(fd, 16, 32), q._aio_read_into(fd, 200, buf), q._aio_read(fd, 8, -1)]
+    assert len(scheduled) == 1 and q.prepared == 2 and not backlog
+    assert type(futs[2].exception()) is ValueError
+    total = q._aio_flush()  # commits both (cached reads usually complete right then)
+    assert q.prepared == 0
+    # A flush that committed and settled something schedules the next one.
+    assert len(scheduled) == (2 if total else 1)
+    deadline = time.monotonic() + 5
+    while total < 2 and time.monotonic() < deadline:
+        total += q._aio_flush()
+    assert futs[0].result() == CONTENTS[32:48]
+    assert futs[1].result() == 100 and buf == CONTENTS[200:300]

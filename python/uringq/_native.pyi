@@ -9,7 +9,8 @@ blocking call.
 
 import os
 from array import array
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, final
 
 from typing_extensions import Buffer
@@ -303,6 +304,20 @@ class NativeQueue:
         self, fd: _Fd, offset: int, size: int, user_data: object = None
     ) -> None: ...
     def _settle_futures(self, timeout: float = 0.0) -> int: ...
+    # uringq.aio's request path in one call (the driver binds itself first): a future
+    # per request, the flush scheduled once per loop iteration.
+    def _aio_bind(
+        self,
+        new_future: Callable[..., object],
+        kwargs: dict[str, Any] | None,
+        call_soon: Callable[..., object],
+        flush: Callable[[], object],
+        backlog: deque[Any],
+    ) -> None: ...
+    def _aio_read(self, fd: _Fd, size: int, offset: int) -> Any: ...
+    def _aio_read_into(self, fd: _Fd, offset: int, buf: Buffer) -> Any: ...
+    def _aio_schedule(self) -> None: ...
+    def _aio_flush(self) -> int: ...
     # uringq.aio's whole-file groups (direct descriptors, Linux 5.15+: see _whole_files):
     # a read settles with bytes (or None when its EOF probe found more than the first
     # read returned: read the file again), a write with the bytes written.

@@ -58,6 +58,12 @@ _HOT_METHODS = (
     "_prepare_read_file",
     "_prepare_write_file",
     "_whole_files",
+    # ... and its request path in one native call (issue 11; see uringq/aio/_driver.py).
+    "_aio_bind",
+    "_aio_read",
+    "_aio_read_into",
+    "_aio_schedule",
+    "_aio_flush",
 )
 
 

@@ -1,6 +1,7 @@
 //! The PyO3 layer: argument conversion, buffer pinning, GIL release and error mapping
 //! over [`crate::core`].
 
+mod aio;
 mod args;
 mod batch;
 mod buffer;

@@ -3,14 +3,15 @@
 //! kernel may touch them, releases the GIL in every blocking call and maps errors; the
 //! queue logic itself lives in [`crate::core::Queue`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList};
+use pyo3::types::{PyBytes, PyDict, PyList};
 use pyo3::{PyTraverseError, PyVisit};
 
+use super::aio::AioHooks;
 use super::args;
 use super::buffer::{uninit_bytes, Access, RawBuffer};
 use super::errors::to_pyerr;
@@ -68,6 +69,10 @@ pub struct NativeQueue {
     whole_files: bool,
     /// The first-read buffers of whole-file groups, reused.
     whole_pool: Pool,
+    /// `uringq.aio`'s driver of this queue (`_aio_bind`), and whether its flush is
+    /// scheduled for this loop iteration.
+    pub(super) aio: Mutex<Option<AioHooks>>,
+    pub(super) aio_scheduled: AtomicBool,
 }
 
 #[pymethods]
@@ -85,6 +90,8 @@ impl NativeQueue {
             generations: AtomicU64::new(0),
             whole_files,
             whole_pool: Pool::default(),
+            aio: Mutex::new(None),
+            aio_scheduled: AtomicBool::new(false),
         })
     }
 
@@ -621,6 +628,55 @@ impl NativeQueue {
         self.whole_files
     }
 
+    /// Binds `uringq.aio`'s driver to this queue for `_aio_read`, `_aio_read_into`,
+    /// `_aio_schedule` and `_aio_flush`: futures come from `new_future(**kwargs)`, the
+    /// flush is scheduled with `call_soon(flush)`, requests wait in `backlog` (a deque)
+    /// while it is not empty or the queue is full. Kept until the queue is collected
+    /// (after `close()` requests fail on their future with `QueueClosed`).
+    #[pyo3(signature = (new_future, kwargs, call_soon, flush, backlog))]
+    fn _aio_bind(
+        &self,
+        new_future: Py<PyAny>,
+        kwargs: Option<Py<PyDict>>,
+        call_soon: Py<PyAny>,
+        flush: Py<PyAny>,
+        backlog: Py<PyAny>,
+    ) {
+        self.aio_bind(Some(AioHooks::new(
+            new_future, kwargs, call_soon, flush, backlog,
+        )));
+    }
+
+    /// `uringq.aio`'s `read(fd, size, offset)`: a future of the `bytes` read.
+    fn _aio_read<'py>(
+        &self,
+        fd: &Bound<'py, PyAny>,
+        size: &Bound<'py, PyAny>,
+        offset: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.aio_read(fd, offset, size)
+    }
+
+    /// `uringq.aio`'s `read_into(fd, offset, buf)`: a future of the count read.
+    fn _aio_read_into<'py>(
+        &self,
+        fd: &Bound<'py, PyAny>,
+        offset: &Bound<'py, PyAny>,
+        buf: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.aio_read_into(fd, offset, buf)
+    }
+
+    /// Schedules the bound driver's flush for this loop iteration unless it already is.
+    fn _aio_schedule(&self, py: Python<'_>) -> PyResult<()> {
+        self.aio_schedule(py)
+    }
+
+    /// The bound driver's flush: commit, settle, schedule the next one; the count settled.
+    fn _aio_flush(&self, py: Python<'_>) -> PyResult<usize> {
+        self.aio_flush(py)
+    }
+
     /// `uringq.aio`'s reap: takes every ready completion and settles its `user_data`, an
     /// `asyncio.Future`, with no `Completion` objects in between. With `timeout` > 0 it
     /// first waits up to that long for one (the GIL released). Returns how many it took;
@@ -718,6 +774,11 @@ impl NativeQueue {
     /// The queue holds each request's `user_data` until its completion is returned, so
     /// a `user_data` that refers back to the queue forms a cycle the GC must see.
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Ok(hooks) = self.aio.try_lock() {
+            if let Some(hooks) = hooks.as_ref() {
+                hooks.traverse(&visit)?;
+            }
+        }
         let mut result = Ok(());
         self.core.try_for_each_payload(|pin| {
             if result.is_ok() {
@@ -730,6 +791,7 @@ impl NativeQueue {
     /// Breaking a cycle: cancel and drain like `close(cancel=True)` (the kernel releases
     /// every buffer first), then drop the payloads.
     fn __clear__(&self) {
+        self.aio_bind(None);
         drop(self.core.close(true));
     }
 

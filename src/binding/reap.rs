@@ -4,9 +4,10 @@
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
+use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList};
+use pyo3::types::{PyBytes, PyList, PyString};
 
 use super::completion::Completion;
 use super::errors::{os_error, os_error_named, to_pyerr, with_completions};
@@ -161,13 +162,10 @@ fn settle_future(py: Python<'_>, done: Done<Pin>) -> PyResult<()> {
         ..
     } = done;
     let future = payload.user_data.bind(py);
-    if future.call_method0(intern!(py, "done"))?.is_truthy()? {
-        return Ok(());
-    }
     let out = outcome(py, &payload, result, extra)?;
     if let Some(error) = out.error {
-        future.call_method1(intern!(py, "set_exception"), (error.into_value(py),))?;
-        return Ok(());
+        let error = error.into_value(py).into_bound(py).into_any();
+        return settle(future, intern!(py, "set_exception"), &error).map(drop);
     }
     let value = match (payload.buffers, out.stat) {
         (_, Some(stat)) => stat.into_bound(py),
@@ -192,10 +190,44 @@ fn settle_future(py: Python<'_>, done: Done<Pin>) -> PyResult<()> {
         }
         _ => out.result.into_pyobject(py)?.into_any(),
     };
-    future.call_method1(intern!(py, "set_result"), (value,))?;
-    // The future holds the fd number now: the caller owns the descriptor.
-    if let Some(fd) = out.fd {
-        let _ = fd.into_raw_fd();
+    // Taken: the future holds the fd number now, the caller owns the descriptor. Refused
+    // (cancelled): `out.fd` closes it here, nobody can receive it.
+    if settle(future, intern!(py, "set_result"), &value)? {
+        if let Some(fd) = out.fd {
+            let _ = fd.into_raw_fd();
+        }
     }
     Ok(())
+}
+
+/// `future.<method>(value)` with no bound method object (issue 11: the settle is per
+/// completion); false if the future refused because it is already done (cancelled): the
+/// caller then lets the request's buffers (and a new fd) go. Asking `done()` only after
+/// a refusal saves a call per completion.
+fn settle(
+    future: &Bound<'_, PyAny>,
+    method: &Bound<'_, PyString>,
+    value: &Bound<'_, PyAny>,
+) -> PyResult<bool> {
+    let py = future.py();
+    // SAFETY: three live objects, the argument list ended by NULL as the API wants; the
+    // new reference returned (or NULL with an exception set) is taken over at once.
+    let called = unsafe {
+        Bound::from_owned_ptr_or_err(
+            py,
+            ffi::PyObject_CallMethodObjArgs(
+                future.as_ptr(),
+                method.as_ptr(),
+                value.as_ptr(),
+                std::ptr::null_mut::<ffi::PyObject>(),
+            ),
+        )
+    };
+    match called {
+        Ok(_) => Ok(true),
+        Err(e) => match future.call_method0(intern!(py, "done"))?.is_truthy()? {
+            true => Ok(false),
+            false => Err(e),
+        },
+    }
 }

@@ -13,8 +13,13 @@ How it works (SPEC section 5):
   wake the reader callback. Both settle every ready completion in one pass: on io_uring
   natively (``_settle_futures``: no ``Completion`` objects), elsewhere in one loop over
   ``wait(0, None, 0)``.
-* ``read()`` on io_uring reads straight into the ``bytes`` object it resolves to
-  (``_prepare_read_bytes``: the queue allocates it and only the bytes the kernel wrote are
+* On io_uring, ``read`` and ``read_into`` are the native queue's ``_aio_read`` and
+  ``_aio_read_into``, and the flush is ``_aio_flush`` (issue 11: one native call per
+  request, no Python frame of the driver's): the queue makes the future, prepares the
+  request or appends it to the driver's backlog, sets an argument error on the future,
+  and schedules the flush itself (``_aio_bind`` lends it the loop's ``call_soon``, the
+  backlog and how to make futures). ``read()`` there reads straight into the ``bytes``
+  object it resolves to (the queue allocates it and only the bytes the kernel wrote are
   ever visible); other providers read into a ``bytearray`` and copy.
 * Requests beyond the queue's capacity wait in a FIFO backlog inside the driver and are
   prepared as capacity frees up: callers never see ``QueueFull``.
@@ -40,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 import time
 import weakref
 from collections import deque
@@ -85,6 +91,15 @@ _drivers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, weakref.ref[Drive
 )
 
 
+def _no_driver() -> Driver | None:
+    return None
+
+
+# The driver get_driver() returned last: the module-level functions (aio.read(fd, ...))
+# look their loop's driver up per call, and WeakKeyDictionary.get costs Python frames.
+_last: Callable[[], Driver | None] = _no_driver
+
+
 class Driver(Operations):
     """The queue of one event loop and the glue between its completions and futures.
 
@@ -105,18 +120,29 @@ class Driver(Operations):
         "_commit",
         "_create_future",
         "_fileno",
+        "_flush_native",
         "_flush_scheduled",
         "_ops",
         "_prepare_read",
         "_prepare_read_bytes",
         "_prepare_write",
         "_retry_handle",
+        "_schedule",
         "_settle_futures",
         "_wait",
         "closed",
         "loop",
         "queue",
+        "read",
+        "read_into",
     )
+
+    read: Callable[[int, int, int], asyncio.Future[bytes]]
+    """``read(fd, size, offset)``: read up to ``size`` bytes at ``offset``; the result is
+    ``bytes`` (``b""`` at EOF)."""
+    read_into: Callable[[int, int, Buffer], asyncio.Future[int]]
+    """``read_into(fd, offset, buf)``: read ``len(buf)`` bytes at ``offset`` into ``buf``;
+    the result is bytes read."""
 
     def __init__(
         self,
@@ -153,6 +179,21 @@ class Driver(Operations):
         self._closing_fds: dict[int, bool] = {}  # fd -> os.close() it once deregistered
         self._retry_handle: asyncio.TimerHandle | None = None
         self._ops = {name for name in OPERATIONS if hasattr(queue, name)}
+        # The hot methods: on the native queue one native call per request and per flush
+        # (issue 11), else the Python versions below.
+        bind = getattr(queue, "_aio_bind", None)
+        if native and bind is not None:
+            factory, kwargs = _future_factory(loop)
+            bind(factory, kwargs, loop.call_soon, self._flush_bound, self._backlog)
+            self.read = queue._aio_read  # type: ignore[attr-defined]
+            self.read_into = queue._aio_read_into  # type: ignore[attr-defined]
+            self._schedule: Callable[[], None] = queue._aio_schedule  # type: ignore[attr-defined]
+            self._flush_native: Callable[[], int] | None = queue._aio_flush  # type: ignore[attr-defined]
+        else:
+            self.read = self._read
+            self.read_into = self._read_into
+            self._schedule = self._schedule_flush
+            self._flush_native = None
         self._fileno = queue.fileno()
         try:
             loop.add_reader(self._fileno, self._reap)
@@ -219,8 +260,9 @@ class Driver(Operations):
         return True
 
     # -- requests ---------------------------------------------------------------------
-    def read_into(self, fd: int, offset: int, buf: Buffer) -> asyncio.Future[int]:
-        """Read ``len(buf)`` bytes at ``offset`` into ``buf``; the result is bytes read."""
+    # The Python versions of ``read_into`` and ``read`` (providers without ``_aio_bind``);
+    # they schedule the flush inline: a frame less per request.
+    def _read_into(self, fd: int, offset: int, buf: Buffer) -> asyncio.Future[int]:
         fut: asyncio.Future[int] = self._create_future()
         if self._backlog:
             self._backlog.append((_READ, fd, offset, buf, fut))
@@ -237,8 +279,7 @@ class Driver(Operations):
             self._call_soon(self._flush)
         return fut
 
-    def read(self, fd: int, size: int, offset: int) -> asyncio.Future[bytes]:
-        """Read up to ``size`` bytes at ``offset``; the result is ``bytes`` (``b""`` at EOF)."""
+    def _read(self, fd: int, size: int, offset: int) -> asyncio.Future[bytes]:
         fut: asyncio.Future[bytes] = self._create_future()
         read_bytes = self._prepare_read_bytes
         arg: Any
@@ -281,9 +322,7 @@ class Driver(Operations):
             except Exception as exc:
                 fut.set_exception(exc)
                 return fut
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._call_soon(self._flush)
+        self._schedule()
         return fut
 
     def fsync(self, fd: int, *, datasync: bool = False) -> asyncio.Future[int]:
@@ -327,9 +366,7 @@ class Driver(Operations):
         fut = target[0] if isinstance(target, tuple) else target
         if self._backlog or not self._prepare(request):
             self._backlog.append(request)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._call_soon(self._flush)
+        self._schedule()
         return fut
 
     def _prepare(self, request: _Pending) -> bool:
@@ -365,6 +402,28 @@ class Driver(Operations):
         return True
 
     # -- the loop's side --------------------------------------------------------------
+    def _schedule_flush(self) -> None:
+        """Schedule :meth:`_flush` for this loop iteration unless it already is."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._call_soon(self._flush)
+
+    def _flush_bound(self) -> None:
+        """The native queue's flush (``_aio_flush``: commit, settle, schedule the next one,
+        as :meth:`_flush`), then the backlog and deferred deregistrations."""
+        if self.closed:
+            return
+        assert self._flush_native is not None
+        try:
+            self._flush_native()
+        except QueueClosed:  # closed behind the driver's back
+            self.close()
+            return
+        if self._backlog:
+            self._refill()
+        if self._closing_fds:
+            self._retry_deregister()
+
     def _flush(self) -> None:
         """Once per loop iteration: commit what was prepared, settle what completed.
 
@@ -455,9 +514,8 @@ class Driver(Operations):
                 break
             backlog.popleft()
             moved = True
-        if moved and not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._call_soon(self._flush)
+        if moved:
+            self._schedule()
 
     def _schedule_retry(self) -> None:
         """Retry deferred deregistrations every 50 ms too, in case no completion comes.
@@ -577,6 +635,22 @@ class Driver(Operations):
             self._settle(exc.completions)
 
 
+def _future_factory(
+    loop: asyncio.AbstractEventLoop,
+) -> tuple[Callable[..., asyncio.Future[Any]], dict[str, Any] | None]:
+    """How the native queue makes a loop's futures: ``asyncio.Future(loop=loop)`` with one
+    keyword dict for them all where ``loop.create_future`` is asyncio's or uvloop's own
+    (they do just that: asyncio's in a Python frame, uvloop's with a new dict per call),
+    else ``loop.create_future()``."""
+    create = getattr(loop.create_future, "__func__", None)
+    uvloop_loop = getattr(sys.modules.get("uvloop"), "Loop", None)
+    if create is asyncio.BaseEventLoop.create_future or (
+        uvloop_loop is not None and create is uvloop_loop.create_future
+    ):
+        return asyncio.futures.Future, {"loop": loop}
+    return loop.create_future, None
+
+
 def _hook_loop_close(loop: asyncio.AbstractEventLoop, driver: Driver) -> Callable[[], None] | None:
     """Wrap ``loop.close`` so that closing the loop closes ``driver`` first.
 
@@ -623,8 +697,12 @@ def get_driver(
     ``provider`` that differs from the existing driver's raises ``ValueError`` (one queue
     per loop: close the driver first to switch).
     """
+    global _last
     if loop is None:
         loop = asyncio.get_running_loop()
+    last = _last()
+    if last is not None and last.loop is loop and provider is None and not last.closed:
+        return last
     ref = _drivers.get(loop)
     driver = ref() if ref is not None else None
     if driver is not None and not driver.closed:
@@ -635,7 +713,8 @@ def get_driver(
                     f"this event loop's driver runs provider {driver.provider_id!r}, not "
                     f"{wanted!r}; close it (get_driver().close()) before switching"
                 )
+        _last = weakref.ref(driver)
         return driver
     driver = Driver(loop, provider=provider, sq_entries=sq_entries, cq_entries=cq_entries)
-    _drivers[loop] = weakref.ref(driver)
+    _drivers[loop] = _last = weakref.ref(driver)
     return driver
