@@ -274,9 +274,7 @@ class Driver(Operations):
             except Exception as exc:
                 fut.set_exception(exc)
                 return fut
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._call_soon(self._flush)
+        self._schedule()  # the native flush where the queue has one, as for reads
         return fut
 
     def _read(self, fd: int, size: int, offset: int) -> asyncio.Future[bytes]:
@@ -304,9 +302,7 @@ class Driver(Operations):
             except Exception as exc:
                 fut.set_exception(exc)
                 return fut
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._call_soon(self._flush)
+        self._schedule()  # the native flush where the queue has one, as for reads
         return fut
 
     def write(self, fd: int, offset: int, data: Buffer) -> asyncio.Future[int]:
@@ -355,9 +351,7 @@ class Driver(Operations):
             except Exception as exc:
                 fut.set_exception(exc)
                 return fut
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._call_soon(self._flush)
+        self._schedule()  # the native flush where the queue has one, as for reads
         return fut
 
     def _submit(self, request: _Pending) -> asyncio.Future[Any]:
