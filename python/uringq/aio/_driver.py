@@ -45,7 +45,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import sys
 import time
 import weakref
 from collections import deque
@@ -55,6 +54,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias
 from uringq import _checks
 from uringq._errors import Interrupted, QueueBusy, QueueClosed, QueueEmpty, QueueFull
 from uringq._queue import IoQueue
+from uringq.aio._loopglue import future_factory, hook_loop_close, unhook_loop_close
 from uringq.aio._ops import OP, OPERATIONS, Operation, Operations
 
 if TYPE_CHECKING:
@@ -183,7 +183,7 @@ class Driver(Operations):
         # (issue 11), else the Python versions below.
         bind = getattr(queue, "_aio_bind", None)
         if native and bind is not None:
-            factory, kwargs = _future_factory(loop)
+            factory, kwargs = future_factory(loop)
             bind(factory, kwargs, loop.call_soon, self._flush_bound, self._backlog)
             self.read = queue._aio_read  # type: ignore[attr-defined]
             self.read_into = queue._aio_read_into  # type: ignore[attr-defined]
@@ -200,7 +200,7 @@ class Driver(Operations):
         except BaseException:
             queue.close(cancel=True)
             raise
-        self._close_hook = _hook_loop_close(loop, self)
+        self._close_hook = hook_loop_close(loop, self)
 
     # -- introspection ----------------------------------------------------------------
     @property
@@ -564,7 +564,7 @@ class Driver(Operations):
         ref = _drivers.get(loop)
         if ref is not None and ref() is self:
             del _drivers[loop]
-        _unhook_loop_close(loop, self._close_hook)
+        unhook_loop_close(loop, self._close_hook)
         if self._retry_handle is not None:
             self._retry_handle.cancel()
             self._retry_handle = None
@@ -627,55 +627,6 @@ class Driver(Operations):
             self._settle(exc.completions)
         except QueueClosed as exc:  # closed behind the driver's back
             self._settle(exc.completions)
-
-
-def _future_factory(
-    loop: asyncio.AbstractEventLoop,
-) -> tuple[Callable[..., asyncio.Future[Any]], dict[str, Any] | None]:
-    """How the native queue makes a loop's futures: ``asyncio.Future(loop=loop)`` with one
-    keyword dict for them all where ``loop.create_future`` is asyncio's or uvloop's own
-    (they do just that: asyncio's in a Python frame, uvloop's with a new dict per call),
-    else ``loop.create_future()``."""
-    create = getattr(loop.create_future, "__func__", None)
-    uvloop_loop = getattr(sys.modules.get("uvloop"), "Loop", None)
-    if create is asyncio.BaseEventLoop.create_future or (
-        uvloop_loop is not None and create is uvloop_loop.create_future
-    ):
-        return asyncio.futures.Future, {"loop": loop}
-    return loop.create_future, None
-
-
-def _hook_loop_close(loop: asyncio.AbstractEventLoop, driver: Driver) -> Callable[[], None] | None:
-    """Wrap ``loop.close`` so that closing the loop closes ``driver`` first.
-
-    Returns the wrapper, or None for a loop whose attributes cannot be set: there the
-    queue is closed (``cancel=True``) when the loop and its driver are collected.
-    """
-    original = loop.close
-    ref = weakref.ref(driver)
-
-    def close() -> None:
-        live = ref()
-        if live is not None:
-            live.close(timeout=0)
-        original()
-
-    try:
-        setattr(loop, "close", close)  # noqa: B010 - an instance attribute, on purpose
-    except (AttributeError, TypeError):
-        return None
-    return close
-
-
-def _unhook_loop_close(loop: asyncio.AbstractEventLoop, hook: Callable[[], None] | None) -> None:
-    """Remove our ``close`` wrapper if it is still the outermost one."""
-    if hook is None:
-        return
-    try:
-        if vars(loop).get("close") is hook:
-            delattr(loop, "close")
-    except TypeError:  # no __dict__
-        pass
 
 
 def get_driver(
