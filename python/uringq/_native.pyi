@@ -28,6 +28,7 @@ __all__ = [
     "probe",
     "probed_opcodes",
     "read_files",
+    "read_files_rings",
     "whole_files_mode",
     "write_files",
 ]
@@ -61,10 +62,17 @@ def read_files(
     _window: int | None = None,
     _buffer: int | None = None,
     _plain: bool = False,
+    _threads: int | None = None,
 ) -> list[Any]:
     """Each path's whole content (``bytes``) or, with ``return_exceptions``, its ``OSError``;
-    one linked chain per file on a private ring, the GIL released. Use ``uringq.read_files``.
-    The ``_`` arguments size the run (tests only)."""
+    one linked chain per file on a private ring, the GIL released; big lists are split
+    over several rings, one thread each (``read_files_rings``). Use ``uringq.read_files``.
+    The ``_`` arguments size the run (tests only; ``_threads`` forces the ring count)."""
+
+def read_files_rings(files: int) -> int:
+    """How many rings (threads) ``read_files`` spreads ``files`` files over here: one per
+    CPU this process may run on (at most 4), each with at least 512 files, with direct
+    descriptors only."""
 
 def write_files(
     paths: list[Any],

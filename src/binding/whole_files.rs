@@ -3,7 +3,10 @@
 //! results turned into `bytes` of their exact size (one GIL acquisition per batch of
 //! finished files) and each errno into the `OSError` subclass with `filename` set.
 
-use pyo3::exceptions::{PyOSError, PyValueError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -25,10 +28,17 @@ pub fn whole_files_mode() -> Option<&'static str> {
     }
 }
 
-/// Reads each path whole; see `uringq.read_files`. The `_`-arguments size the run
-/// (tests only).
+/// How many rings (threads) `read_files` spreads `files` files over here.
 #[pyfunction]
-#[pyo3(signature = (paths, *, dir_fd = None, return_exceptions = false, _window = None, _buffer = None, _plain = false))]
+pub fn read_files_rings(files: usize) -> usize {
+    threads_for(files, Tuning::default(), None)
+}
+
+/// Reads each path whole; see `uringq.read_files`. The `_`-arguments size the run
+/// (tests only; `_threads` forces the number of rings).
+#[pyfunction]
+#[pyo3(signature = (paths, *, dir_fd = None, return_exceptions = false, _window = None, _buffer = None, _plain = false, _threads = None))]
+#[allow(clippy::too_many_arguments)]
 pub fn read_files(
     paths: &Bound<'_, PyList>,
     dir_fd: Option<i32>,
@@ -36,23 +46,136 @@ pub fn read_files(
     _window: Option<u32>,
     _buffer: Option<usize>,
     _plain: bool,
+    _threads: Option<usize>,
 ) -> PyResult<Py<PyList>> {
     let py = paths.py();
     let converted = convert_paths(paths)?;
     let tuning = tuning(_window, _buffer, _plain)?;
-    let mut sink = BytesSink {
-        results: (0..converted.len()).map(|_| None).collect(),
-        errors: Vec::new(),
-    };
+    let parts = converted.split(threads_for(converted.len(), tuning, _threads));
+    drop(converted);
     let dir_fd = dir_fd.unwrap_or(libc::AT_FDCWD);
-    let run = py.detach(|| core::read_files(dir_fd, &converted, tuning, &mut sink));
-    run.map_err(|e| batch_error(py, e))?;
-    let BytesSink { results, errors } = sink;
-    let values = results
-        .into_iter()
-        .map(|r| r.map_or_else(|| py.None(), Py::into_any));
-    result_list(paths, values, errors, return_exceptions)
+    let stop = AtomicBool::new(false);
+    let runs = py.detach(|| read_parts(dir_fd, &parts, tuning, &stop));
+    let mut values = Vec::with_capacity(paths.len());
+    let mut errors = Vec::new();
+    let mut failure = None;
+    for ((base, _), (run, sink)) in parts.iter().zip(runs) {
+        match run {
+            // A part stopped because another failed: that one's error is what counts.
+            Err(_) if sink.stopped => {}
+            Err(e) => failure = failure.or(Some(e)),
+            Ok(()) => {}
+        }
+        errors.extend(sink.errors.iter().map(|&(i, errno)| (base + i, errno)));
+        values.extend(
+            sink.results
+                .into_iter()
+                .map(|r| r.map_or_else(|| py.None(), Py::into_any)),
+        );
+    }
+    if let Some(e) = failure {
+        return Err(batch_error(py, e));
+    }
+    result_list(paths, values.into_iter(), errors, return_exceptions)
 }
+
+/// Files per ring below which a run stays on one ring (a thread and its ring cost
+/// about what 20 files do).
+const FILES_PER_THREAD: usize = 512;
+/// Rings (threads) a run uses at most: past that the GIL-held part of each file (its
+/// `bytes` copy and page faults, about a third of its time) is the limit.
+const MAX_THREADS: usize = 4;
+
+/// How many rings read `files` files: one per CPU this process may run on, each with
+/// at least `FILES_PER_THREAD` files, and only with direct descriptors (a plain run
+/// holds a real fd per file in flight, within `RLIMIT_NOFILE`).
+fn threads_for(files: usize, tuning: Tuning, forced: Option<usize>) -> usize {
+    if let Some(n) = forced {
+        return n.clamp(1, MAX_THREADS);
+    }
+    if tuning.plain || core::whole_files_mode() != Some(Mode::Direct) {
+        return 1;
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cpus.min(MAX_THREADS).min(files / FILES_PER_THREAD).max(1)
+}
+
+/// One part's outcome and what it read.
+type PartRun<'s> = (Result<(), BatchError<PyErr>>, BytesSink<'s>);
+
+/// Reads `parts[0]` on this thread and every other part on a thread of its own, each
+/// on its thread's private ring; a part that fails stops the others (`stop`). Waits
+/// for every thread, checking for signals about every 100 ms. A part whose thread
+/// cannot start runs here afterwards. Returns the parts' outcomes in order.
+fn read_parts<'s>(
+    dir_fd: i32,
+    parts: &[(usize, Paths)],
+    tuning: Tuning,
+    stop: &'s AtomicBool,
+) -> Vec<PartRun<'s>> {
+    let run_part = |k: usize, on_main: bool| -> PartRun<'s> {
+        let paths = &parts[k].1;
+        let mut sink = BytesSink::new(paths.len(), stop, on_main);
+        let run = if stop.load(Ordering::Relaxed) {
+            Ok(()) // another part failed before this one started: its error is raised
+        } else {
+            core::read_files(dir_fd, paths, tuning, &mut sink)
+        };
+        if run.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        (run, sink)
+    };
+    if parts.len() == 1 {
+        return vec![run_part(0, true)];
+    }
+    let main = std::thread::current();
+    std::thread::scope(|scope| {
+        let run_part = &run_part;
+        let threads: Vec<_> = (1..parts.len())
+            .map(|k| {
+                let main = main.clone();
+                std::thread::Builder::new()
+                    .name("uringq-read-files".into())
+                    .spawn_scoped(scope, move || {
+                        let out = Python::attach(|py| py.detach(|| run_part(k, false)));
+                        main.unpark();
+                        out
+                    })
+                    .ok()
+            })
+            .collect();
+        let first = run_part(0, true);
+        let mut interrupted = None;
+        let mut checked = Instant::now();
+        while !threads.iter().flatten().all(|t| t.is_finished()) {
+            std::thread::park_timeout(CHECK_EVERY);
+            if interrupted.is_none() && checked.elapsed() >= CHECK_EVERY {
+                checked = Instant::now();
+                if let Err(e) = Python::attach(|py| py.check_signals()) {
+                    stop.store(true, Ordering::Relaxed);
+                    interrupted = Some(e);
+                }
+            }
+        }
+        let mut runs = vec![first];
+        for (k, thread) in threads.into_iter().enumerate() {
+            runs.push(match thread {
+                Some(t) => t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                None => run_part(k + 1, true),
+            });
+        }
+        if let Some(e) = interrupted {
+            // Raised ahead of any file's error, as a one-ring run would.
+            runs[0].0 = Err(BatchError::Signal(e));
+            runs[0].1.stopped = false;
+        }
+        runs
+    })
+}
+
+/// How often a run waiting for its other threads checks for signals.
+const CHECK_EVERY: Duration = Duration::from_millis(100);
 
 /// Writes each `data[i]` to `paths[i]` whole; see `uringq.write_files`.
 #[pyfunction]
@@ -212,22 +335,54 @@ fn utf8_file_system(py: Python<'_>) -> PyResult<bool> {
 }
 
 /// Results of `read_files` as they arrive: `bytes` per file, errno per failed file.
-struct BytesSink {
+struct BytesSink<'s> {
     results: Vec<Option<Py<PyBytes>>>,
     errors: Vec<(usize, i32)>,
+    /// Set by any part of the run that fails; the others then stop.
+    stop: &'s AtomicBool,
+    /// Checks for signals (only the main thread sees them).
+    on_main: bool,
+    /// This part ended because another one failed.
+    stopped: bool,
 }
 
-impl Check for BytesSink {
-    type Error = PyErr;
-    fn check(&mut self) -> PyResult<()> {
-        Python::attach(|py| py.check_signals())
+impl<'s> BytesSink<'s> {
+    fn new(files: usize, stop: &'s AtomicBool, on_main: bool) -> Self {
+        BytesSink {
+            results: (0..files).map(|_| None).collect(),
+            errors: Vec::new(),
+            stop,
+            on_main,
+            stopped: false,
+        }
+    }
+
+    /// Ends this part (an error `read_parts` drops) once another part failed.
+    fn peers_ok(&mut self) -> PyResult<()> {
+        if self.stop.load(Ordering::Relaxed) {
+            self.stopped = true;
+            return Err(PyRuntimeError::new_err("read_files: another part failed"));
+        }
+        Ok(())
     }
 }
 
-impl ReadSink for BytesSink {
+impl Check for BytesSink<'_> {
+    type Error = PyErr;
+    fn check(&mut self) -> PyResult<()> {
+        self.peers_ok()?;
+        if self.on_main {
+            Python::attach(|py| py.check_signals())?;
+        }
+        Ok(())
+    }
+}
+
+impl ReadSink for BytesSink<'_> {
     type Big = BigBytes;
 
     fn deliver(&mut self, files: &[Finished<'_>]) -> PyResult<()> {
+        self.peers_ok()?;
         Python::attach(|py| {
             for file in files {
                 match file.result {

@@ -20,7 +20,7 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -183,20 +183,50 @@ def open_read_tasks(module: str) -> Runner:
 
 
 # -- reads: uringq -----------------------------------------------------------------------
-def read_files_run(provider: str) -> Runner:
-    """One ``uringq.read_files(paths, provider=...)`` call over the files."""
+def read_files_run(provider: str, *, one_ring: bool = False) -> Runner:
+    """One ``uringq.read_files(paths, provider=...)`` call over the files; ``one_ring``:
+    the io_uring engine kept on one ring (and thread), whatever the CPU count."""
 
     def run(env: Env, n: int) -> Timing:
-        read_files = function_or_skip(uringq, "read_files", SPEC9)
+        if one_ring:
+            read = _one_ring_reader()
+        else:
+            public = function_or_skip(uringq, "read_files", SPEC9)
+
+            def read(paths: list[str]) -> list[Any]:
+                return public(paths, provider=provider)  # type: ignore[no-any-return]
+
         small = _small(env)
         paths = small.paths[:n]
-        read_files(paths[:64], provider=provider)  # the provider's setup, outside the timing
+        read(paths[:64])  # the provider's setup, outside the timing
         start = time.perf_counter()
-        out = read_files(paths, provider=provider)
+        out = read(paths)
         elapsed = time.perf_counter() - start
         return _checked(Timing(elapsed, n, []), small, out, "read_files")
 
     return run
+
+
+def _one_ring_reader() -> Callable[[list[str]], list[Any]]:
+    """The io_uring engine's ``read_files`` forced onto one ring."""
+    try:
+        from uringq import _native
+    except ImportError as exc:
+        raise Skip(f"no native module ({exc})") from None
+    native = function_or_skip(_native, "read_files_rings", "one-ring runs")
+    del native
+    return lambda paths: _native.read_files(paths, _threads=1)
+
+
+def _rings_note() -> str:
+    """How many rings ``read_files`` uses on the bench's files (it says in the note)."""
+    try:
+        from uringq import _native
+
+        rings = _native.read_files_rings(20_000)
+    except (ImportError, AttributeError):
+        return "one call for every file"
+    return f"one call; {rings} ring(s), one thread each" if rings > 1 else "one call, one ring"
 
 
 def aio_read_file_run(env: Env, n: int) -> Timing:
@@ -283,7 +313,10 @@ def w2_specs() -> list[Spec]:
         Spec(W2_READ, "open(p, 'rb').read() loop", "baseline", 1.0, open_read_loop,
              reference=True, basis="files"),
         Spec(W2_READ, "uringq.read_files (io_uring)", "uringq", 1.0, read_files_run("io_uring"),
-             provider="io_uring", note="one call for every file", basis="files"),
+             provider="io_uring", note=_rings_note(), basis="files"),
+        Spec(W2_READ, "uringq.read_files (io_uring, one ring)", "uringq", 1.0,
+             read_files_run("io_uring", one_ring=True), provider="io_uring",
+             note="one thread, as the C chain", basis="files"),
         Spec(W2_READ, "uringq.read_files (threadpool)", "uringq", 1.0,
              read_files_run("threadpool"), provider="threadpool", note="pure-Python fallback",
              basis="files"),

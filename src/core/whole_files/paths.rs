@@ -49,6 +49,26 @@ impl Paths {
         CStr::from_bytes_with_nul(&self.bytes[start..end]).expect("pushed with one terminator")
     }
 
+    /// The paths cut into `parts` runs of consecutive paths (sizes differing by at most
+    /// one; none empty unless `self` is), each with the index of its first path.
+    pub fn split(&self, parts: usize) -> Vec<(usize, Paths)> {
+        let parts = parts.clamp(1, self.len().max(1));
+        let (each, extra) = (self.len() / parts, self.len() % parts);
+        let mut out = Vec::with_capacity(parts);
+        let mut start = 0;
+        for k in 0..parts {
+            let n = each + usize::from(k < extra);
+            let mut part = Paths::with_capacity(n);
+            for i in start..start + n {
+                part.push(self.get(i).to_bytes())
+                    .expect("no NUL: pushed once already");
+            }
+            out.push((start, part));
+            start += n;
+        }
+        out
+    }
+
     /// Address of path `i`, valid while `self` is neither moved from nor mutated.
     pub fn ptr(&self, i: usize) -> *const c_char {
         self.get(i).as_ptr()
@@ -70,5 +90,29 @@ mod tests {
         assert_eq!(p.get(0).to_bytes(), b"a/b");
         assert_eq!(p.get(1).to_bytes(), b"");
         assert_eq!(p.get(2).to_bytes(), b"\xff\xfe");
+    }
+
+    #[test]
+    fn split_keeps_order_and_balance() {
+        let mut p = Paths::with_capacity(7);
+        for i in 0..7u8 {
+            p.push(&[b'a' + i]).unwrap();
+        }
+        let parts = p.split(3);
+        assert_eq!(
+            parts.iter().map(|(s, q)| (*s, q.len())).collect::<Vec<_>>(),
+            [(0, 3), (3, 2), (5, 2)]
+        );
+        let joined: Vec<u8> = parts
+            .iter()
+            .flat_map(|(_, q)| {
+                (0..q.len())
+                    .map(|i| q.get(i).to_bytes()[0])
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(joined, b"abcdefg");
+        assert_eq!(p.split(100).len(), 7);
+        assert_eq!(Paths::default().split(4).len(), 1);
     }
 }
