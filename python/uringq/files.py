@@ -59,7 +59,8 @@ def read_files(
     opened. Once every file is done, the ``OSError`` of the first failed path in input
     order is raised (``filename`` is the path as given), or with ``return_exceptions``
     each failed file's exception takes its slot. Ctrl-C stops it within about 100 ms;
-    no descriptor is ever left open.
+    no descriptor is ever left open. On io_uring a long list is spread over one private
+    ring per CPU (at most 4, one thread each, 512 files or more a ring).
     """
     names = paths_argument(paths)
     fd = dir_fd_argument(dir_fd)
