@@ -226,3 +226,52 @@ def test_readlines_with_a_hint_disables_tell_like_the_builtin(arun: Any, tmp_pat
             await ours.close()
 
     arun(main())
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+@pytest.mark.parametrize(
+    "op", ["readline", "read3", "read", "readlines", "anext", "tell", "seek", "flush"]
+)
+def test_pending_text_before_a_read_lands_where_the_builtin_puts_it(
+    arun: Any, tmp_path: Any, encoding: str, op: str
+) -> None:
+    """Text written and not flushed stays pending through ``readline``, ``read(n)`` and
+    iteration (it reaches the file at the position their read-ahead left, on the builtin
+    too), and is written first by ``read()``, ``tell()``, ``seek()`` and ``flush()``."""
+    content = "old1\nold2\n".encode(encoding)
+    theirs_path, ours_path = tmp_path / "theirs", tmp_path / "ours"
+
+    def builtin() -> Any:
+        theirs_path.write_bytes(content)
+        with open(theirs_path, "r+", encoding=encoding) as f:
+            f.write("a")
+            if op == "anext":
+                return next(f)
+            if op == "read3":
+                return f.read(3)
+            if op == "seek":
+                return f.seek(0)
+            return getattr(f, op)()
+
+    async def ours() -> Any:
+        ours_path.write_bytes(content)
+        async with aio.open(ours_path, "r+", encoding=encoding) as f:
+            await f.write("a")
+            if op == "anext":
+                return await f.__anext__()
+            if op == "read3":
+                return await f.read(3)
+            if op == "seek":
+                return await f.seek(0)
+            return await getattr(f, op)()
+
+    try:
+        want: Any = builtin()
+    except UnicodeError as exc:  # utf-16: read() then decodes from the BOM-less middle
+        want = type(exc)
+    try:
+        got: Any = arun(ours())
+    except UnicodeError as exc:
+        got = type(exc)
+    assert got == want
+    assert ours_path.read_bytes() == theirs_path.read_bytes()

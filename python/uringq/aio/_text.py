@@ -289,8 +289,9 @@ class AsyncTextIOWrapper(AsyncFile):
             raise unsupported("not readable")
         await self._begin()
         try:
-            await self._writeflush()
-            if n >= 0 and len(self._decoded_chars) - self._decoded_chars_used >= n:
+            if n < 0:
+                await self._writeflush()  # as the builtin: read() does, read(n) does not
+            elif len(self._decoded_chars) - self._decoded_chars_used >= n:
                 return self._get_decoded_chars(n)
             saved = self._save()
             try:
@@ -329,13 +330,14 @@ class AsyncTextIOWrapper(AsyncFile):
         limit = operator.index(size)  # the builtin's text readline takes no None
         self._check()
         turn = self._attached()._turn
-        if not turn.busy and not self._pending and self._decoded_chars:
+        if not turn.busy and self._decoded_chars:
             line = self._line_from_decoded(limit)  # the whole line decoded already
             if line is not None:
                 return line
         await self._begin()
         try:
-            await self._writeflush()
+            # Pending text stays pending, as the builtin's readline leaves it: it reaches
+            # the file at the position the reads leave (flush, tell, seek, read()).
             if self._decoder is None:
                 raise unsupported("not readable")
             saved = self._save()
