@@ -250,8 +250,13 @@ def aio_read_file_run(env: Env, n: int) -> Timing:
 
 # -- writes --------------------------------------------------------------------------------
 def _fresh_files(env: Env, n: int) -> tuple[str, dict[str, bytes]]:
-    """A new directory and ``n`` files for it (path -> data of a W2 size); none exist yet."""
+    """A new directory and ``n`` files for it (path -> data of a W2 size); none exist yet.
+
+    Every write row starts with the dirty page cache written out (``sync()``, untimed):
+    on a slow disk the writeback of one row's 160 MB (and the journal work of removing
+    its files) would otherwise land in the next row's timing."""
     small = _small(env)
+    os.sync()
     directory = tempfile.mkdtemp(prefix="w2-write-", dir=env.workdir)
     contents = small_contents(random.Random(small.contents_seed), small.sizes[:n])
     return directory, {os.path.join(directory, f"f{i:06d}"): d for i, d in enumerate(contents)}
