@@ -144,7 +144,7 @@ def test_a_failed_open_in_async_with_raises_the_builtins_error_and_leaks_nothing
         "not a directory": data / "x",
     }[target]
     try:
-        open(path, "rb").close()  # noqa: SIM115 - the oracle's error
+        open(path, "rb").close()  # the oracle: the builtin's error
     except OSError as exc:
         expected = describe(exc)
     else:
