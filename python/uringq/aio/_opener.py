@@ -226,7 +226,8 @@ def open(  # noqa: PLR0917 - the builtin's signature
             raise TypeError(
                 f"expected str, bytes or os.PathLike object, not {type(file).__name__}"
             ) from None
-    parsed, flags = _mode_and_flags(mode)
+    cached = _FLAGS.get(mode) if type(mode) is str else None  # _mode_and_flags, inline
+    parsed, flags = cached if cached is not None else _mode_and_flags(mode)
     buffering = operator.index(buffering)
     if encoding is not None or errors is not None or newline is not None:
         _typecheck("encoding", encoding)
