@@ -322,8 +322,8 @@ class BufferCore(Positional, AsyncFile):
         if raw._fd < 0 or raw._closing:
             return done_future()
         if not self._turn.busy and not (self._writable and self._pending_writes()):
-            self._read_end = self._pos = 0  # _free_buffer, inline: the hot path
-            self._reset_write_buf()
+            self._read_end = self._pos = self._write_pos = 0  # _free_buffer, inline
+            self._write_end = -1
             return raw._close_now()
         raw._closing = True  # no new operations from here on
         return asyncio.ensure_future(self._close_after_flush(raw))

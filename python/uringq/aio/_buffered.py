@@ -70,9 +70,11 @@ class _Buffered(BufferCore):
         turn = self._turn
         if n >= 0 and not turn.busy and (data := self._read_fast(n)) is not None:
             return data
-        if not turn.take():
+        # _locked_read, inline (the turn's take and release too): the hot path
+        if turn.busy:
             await turn.wait()
-        # _locked_read, inline: the hot path
+        else:
+            turn.busy = True
         if n < 0 and self._read_end == -1 and not self._writable:
             # Nothing buffered: the raw file's readall, without a frame of ours around it.
             start = None if raw._stream else raw._pos
@@ -86,7 +88,10 @@ class _Buffered(BufferCore):
             self._rewind(start)
             raise
         finally:
-            turn.release()
+            if turn.waiters:
+                turn.release()
+            else:
+                turn.busy = False
 
     def _read_unlocked(self, n: int) -> Coroutine[Any, Any, bytes]:
         return self._read_all() if n < 0 else self._read_generic(n)

@@ -294,7 +294,7 @@ async def _open(request: Opening) -> AsyncFile:
         raise
     registered = False
     try:
-        driver.register(fd)
+        driver.queue.register(fd)  # Driver.register, inline: the hot path
         registered = True
         obj = request.obj = _layers(driver, fd, st, request)
         return obj
