@@ -201,9 +201,13 @@ class Closing:
         return self.fut.done()
 
 
+_DONE: Final = Ready()  # immutable in practice: nothing assigns .value after __init__
+
+
 def done_future() -> Ready:
-    """An awaitable holding ``None``, for a close that finished at once."""
-    return Ready()
+    """An awaitable holding ``None``, for a close that finished at once (one shared
+    object: no allocation per close)."""
+    return _DONE
 
 
 def failed(loop: asyncio.AbstractEventLoop, exc: BaseException) -> asyncio.Future[Any]:
@@ -270,13 +274,14 @@ class AsyncFile(LineIteration):
         self._check_open_dot()
         return self
 
-    async def __aexit__(
+    def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:
-        await self.close()
+    ) -> Awaitable[None]:
+        # A plain function returning close()'s awaitable: no coroutine frame per file.
+        return self.close()
 
 
 def line_limit(size: Any) -> int:

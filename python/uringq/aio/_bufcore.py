@@ -26,11 +26,11 @@ if TYPE_CHECKING:
 
     from uringq.aio._driver import Driver
 
-__all__ = ["BufferCore"]
+__all__ = ["DETACHED", "BufferCore"]
 
 T = TypeVar("T")
 
-_DETACHED = "raw stream has been detached"
+DETACHED = "raw stream has been detached"
 _WHENCES = (os.SEEK_SET, os.SEEK_CUR, os.SEEK_END, os.SEEK_DATA, os.SEEK_HOLE)
 
 
@@ -102,7 +102,7 @@ class BufferCore(Positional, AsyncFile):
     def _attached(self) -> AsyncFileIO:
         raw = self._raw
         if raw is None:
-            raise ValueError(_DETACHED)
+            raise ValueError(DETACHED)
         return raw
 
     def _check(self, message: str) -> AsyncFileIO:
@@ -316,11 +316,14 @@ class BufferCore(Positional, AsyncFile):
     def close(self) -> Awaitable[None]:
         """Flush and close; awaiting the result waits for both (and raises a flush
         error). Closing twice does nothing."""
-        raw = self._attached()
+        raw = self._raw
+        if raw is None:
+            raise ValueError(DETACHED)
         if raw._fd < 0 or raw._closing:
             return done_future()
-        if not self._turn.busy and not self._pending_writes():
-            self._free_buffer()
+        if not self._turn.busy and not (self._writable and self._pending_writes()):
+            self._read_end = self._pos = self._write_pos = 0  # _free_buffer, inline
+            self._write_end = -1
             return raw._close_now()
         raw._closing = True  # no new operations from here on
         return asyncio.ensure_future(self._close_after_flush(raw))

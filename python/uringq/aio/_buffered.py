@@ -18,7 +18,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from uringq.aio._base import CLOSED, line_limit, uninterrupted, unsupported
-from uringq.aio._bufcore import BufferCore
+from uringq.aio._bufcore import DETACHED, BufferCore
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
@@ -60,23 +60,38 @@ class _Buffered(BufferCore):
         n = -1 if size is None else operator.index(size)
         if not self._readable:  # io.BufferedIOBase.read: no other checks
             raise unsupported("read")
-        self._attached()
+        raw = self._raw
+        if raw is None:
+            raise ValueError(DETACHED)
         if n < -1:
             raise ValueError("read length must be non-negative or -1")
-        self._check("read of closed file")
+        if raw._fd < 0 or raw._closing:
+            raise ValueError("read of closed file")
         turn = self._turn
         if n >= 0 and not turn.busy and (data := self._read_fast(n)) is not None:
             return data
-        if not turn.take():
+        # _locked_read, inline (the turn's take and release too): the hot path
+        if turn.busy:
             await turn.wait()
-        start = self._start_position()  # _locked_read, inline: the hot path
+        else:
+            turn.busy = True
+        if n < 0 and self._read_end == -1 and not self._writable:
+            # Nothing buffered: the raw file's readall, without a frame of ours around it.
+            start = None if raw._stream else raw._pos
+            coro = raw._read_all()
+        else:
+            start = self._start_position()
+            coro = self._read_generic(n) if n >= 0 else self._read_all()
         try:
-            return await (self._read_generic(n) if n >= 0 else self._read_all())
+            return await coro
         except asyncio.CancelledError:
             self._rewind(start)
             raise
         finally:
-            turn.release()
+            if turn.waiters:
+                turn.release()
+            else:
+                turn.busy = False
 
     def _read_unlocked(self, n: int) -> Coroutine[Any, Any, bytes]:
         return self._read_all() if n < 0 else self._read_generic(n)

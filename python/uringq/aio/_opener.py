@@ -24,10 +24,11 @@ import operator
 import os
 import stat
 import warnings
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Awaitable, Callable, Generator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
-from uringq.aio._base import Pending
+from uringq.aio._base import Ready, done_future
 from uringq.aio._buffered import AsyncBufferedRandom, AsyncBufferedReader, AsyncBufferedWriter
 from uringq.aio._driver import get_driver
 from uringq.aio._raw import AsyncFileIO
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from uringq.aio._base import AsyncFile
     from uringq.aio._driver import Driver
 
-__all__ = ["Mode", "open", "parse_mode"]
+__all__ = ["Mode", "Opening", "open", "parse_mode"]
 
 
 class Mode(NamedTuple):
@@ -85,14 +86,19 @@ def parse_mode(mode: Any) -> Mode:
     return parsed
 
 
-_FLAGS: dict[Mode, int] = {}  # Mode.flags of the modes seen so far
+_FLAGS: dict[str, tuple[Mode, int]] = {}  # mode string -> (parsed, os.open flags), valid ones
 
 
-def _flags(parsed: Mode) -> int:
-    flags = _FLAGS.get(parsed)
-    if flags is None:
-        flags = _FLAGS[parsed] = parsed.flags
-    return flags
+def _mode_and_flags(mode: Any) -> tuple[Mode, int]:
+    """``parse_mode(mode)`` and its ``os.open`` flags, cached by the mode string (hashing
+    a ``str`` is cached by Python; hashing a ``Mode`` is not)."""
+    cached = _FLAGS.get(mode) if type(mode) is str else None
+    if cached is None:
+        parsed = parse_mode(mode)
+        cached = (parsed, parsed.flags)
+        if type(mode) is str:
+            _FLAGS[mode] = cached
+    return cached
 
 
 def _parse_mode(mode: Any) -> Mode:
@@ -121,22 +127,67 @@ def _parse_mode(mode: Any) -> Mode:
     )
 
 
-class _Request(NamedTuple):
-    """What :func:`open` checked, for the open when awaited."""
+class Opening:
+    """What :func:`open` returns: the checked arguments, and the open when awaited.
 
-    file: Any
-    mode: str
-    parsed: Mode
-    flags: int
-    buffering: int
-    encoding: str | None
-    errors: str | None
-    newline: str | None
-    closefd: bool
-    opener: Callable[[Any, int], int] | None
-    perms: int
-    provider: str | ProviderInfo | None
-    loop: asyncio.AbstractEventLoop | None
+    Awaitable (once: awaiting again gives the same file) and an async context manager
+    whose ``__aenter__`` is the open itself and whose ``__aexit__`` is the file's (it
+    closes the file): ``async with`` runs no coroutine frame of its own around them
+    (the aiofiles-style hot path, issue 10).
+    """
+
+    __slots__ = ("buffering", "closefd", "encoding", "errors", "file", "flags", "loop",
+                 "mode", "newline", "obj", "opener", "parsed", "perms", "provider")  # fmt: skip
+
+    def __init__(  # noqa: PLR0917 - the builtin's arguments, checked by open()
+        self,
+        file: Any,
+        mode: str,
+        parsed: Mode,
+        flags: int,
+        buffering: int,
+        encoding: str | None,
+        errors: str | None,
+        newline: str | None,
+        closefd: bool,
+        opener: Callable[[Any, int], int] | None,
+        perms: int,
+        provider: str | ProviderInfo | None,
+        loop: asyncio.AbstractEventLoop | None,
+    ) -> None:
+        self.file = file
+        self.mode = mode
+        self.parsed = parsed
+        self.flags = flags
+        self.buffering = buffering
+        self.encoding = encoding
+        self.errors = errors
+        self.newline = newline
+        self.closefd = closefd
+        self.opener = opener
+        self.perms = perms
+        self.provider = provider
+        self.loop = loop
+        self.obj: AsyncFile | None = None
+
+    def __await__(self) -> Generator[Any, None, AsyncFile]:
+        obj = self.obj
+        if obj is None:
+            obj = yield from _open(self).__await__()
+        return obj
+
+    def __aenter__(self) -> Awaitable[AsyncFile]:
+        obj = self.obj
+        return _open(self) if obj is None else Ready(obj)
+
+    def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Awaitable[None]:
+        obj, self.obj = self.obj, None
+        return done_future() if obj is None else obj.__aexit__(exc_type, exc, tb)
 
 
 def open(  # noqa: PLR0917 - the builtin's signature
@@ -168,45 +219,53 @@ def open(  # noqa: PLR0917 - the builtin's signature
     ``executor`` is not used: no file operation runs on an executor here).
     """
     del executor
-    if not isinstance(file, int):
+    if type(file) is not str and not isinstance(file, int):
         try:
             file = os.fspath(file)
         except TypeError:
             raise TypeError(
                 f"expected str, bytes or os.PathLike object, not {type(file).__name__}"
             ) from None
-    parsed = parse_mode(mode)
+    cached = _FLAGS.get(mode) if type(mode) is str else None  # _mode_and_flags, inline
+    parsed, flags = cached if cached is not None else _mode_and_flags(mode)
     buffering = operator.index(buffering)
     if encoding is not None or errors is not None or newline is not None:
         _typecheck("encoding", encoding)
         _typecheck("errors", errors)
         _typecheck("newline", newline)
-    if not parsed.text:
-        for name, value in (("an encoding", encoding), ("an errors", errors)):
-            if value is not None:
-                raise ValueError(f"binary mode doesn't take {name} argument")
-        if newline is not None:
-            raise ValueError("binary mode doesn't take a newline argument")
-        if buffering == 1:
-            warnings.warn(
-                "line buffering (buffering=1) isn't supported in binary mode, the default "
-                "buffer size will be used",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+        if not parsed.text:
+            _no_text_arguments(encoding, errors)
+    if buffering == 1 and not parsed.text:
+        warnings.warn(
+            "line buffering (buffering=1) isn't supported in binary mode, the default "
+            "buffer size will be used",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     if isinstance(file, int):
         if file < 0:
             raise ValueError("negative file descriptor")
     elif not closefd:
         raise ValueError("Cannot use closefd=False with file name")
-    flags = _flags(parsed) | (os.O_DIRECT if direct else 0)
-    request = _Request(file, mode, parsed, flags, buffering, encoding, errors, newline, closefd,
-                 opener, perms, provider, loop)  # fmt: skip
-    return Pending(lambda: _open(request))
+    if direct:
+        flags |= os.O_DIRECT
+    return Opening(file, mode, parsed, flags, buffering, encoding, errors, newline, closefd,
+                   opener, perms, provider, loop)  # fmt: skip
 
 
-async def _open(request: _Request) -> AsyncFile:
-    driver = get_driver(request.loop, provider=request.provider)
+def _no_text_arguments(encoding: str | None, errors: str | None) -> NoReturn:
+    """The builtin's error for a text argument in binary mode; called only when one was
+    given, so with neither ``encoding`` nor ``errors`` it was ``newline``."""
+    for name, value in (("an encoding", encoding), ("an errors", errors)):
+        if value is not None:
+            raise ValueError(f"binary mode doesn't take {name} argument")
+    raise ValueError("binary mode doesn't take a newline argument")
+
+
+async def _open(request: Opening) -> AsyncFile:
+    """Open the file of ``request`` and build its layers; ``request.obj`` is the file."""
+    loop, provider = request.loop, request.provider
+    driver = get_driver(loop) if provider is None else get_driver(loop, provider=provider)
     file, opener = request.file, request.opener
     if isinstance(file, int):
         fd = file
@@ -235,9 +294,10 @@ async def _open(request: _Request) -> AsyncFile:
         raise
     registered = False
     try:
-        driver.register(fd)
+        driver.queue.register(fd)  # Driver.register, inline: the hot path
         registered = True
-        return _layers(driver, fd, st, request)
+        obj = request.obj = _layers(driver, fd, st, request)
+        return obj
     except BaseException:
         if registered:
             driver.deregister(fd)
@@ -257,23 +317,28 @@ def _position(fd: int, st: os.stat_result, appending: bool, *, fresh: bool) -> i
         return None
 
 
-def _layers(driver: Driver, fd: int, st: os.stat_result, request: _Request) -> AsyncFile:
+def _layers(driver: Driver, fd: int, st: os.stat_result, request: Opening) -> AsyncFile:
     """Build the raw, buffered and text layers as the builtin does."""
-    parsed, buffering = request.parsed, request.buffering
+    parsed, buffering, file = request.parsed, request.buffering, request.file
     readable = parsed.reading or parsed.updating
     writable = not parsed.reading or parsed.updating
+    mode = st.st_mode
+    if parsed.reading and stat.S_ISREG(mode) and not isinstance(file, int):
+        position: int | None = 0  # _position's answer for the common case, without a call
+    else:
+        position = _position(fd, st, parsed.appending, fresh=not isinstance(file, int))
     raw = AsyncFileIO(
         driver,
         fd,
-        request.file,
+        file,
         flags=(readable, writable, parsed.appending, parsed.creating),
         closefd=request.closefd,
         st=st,
-        position=_position(fd, st, parsed.appending, fresh=not isinstance(request.file, int)),
+        position=position,
     )
     try:
         line_buffering = False
-        if buffering == 1 or (buffering < 0 and stat.S_ISCHR(st.st_mode) and os.isatty(fd)):
+        if buffering == 1 or (buffering < 0 and stat.S_ISCHR(mode) and os.isatty(fd)):
             buffering = -1
             line_buffering = True
         if buffering < 0:
