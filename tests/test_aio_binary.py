@@ -148,3 +148,45 @@ def test_every_mode_and_buffering_reads_writes_and_seeks_like_the_builtin(
         ("tell",),
     ]
     arun(_compare(oracle_dir, [0], (mode, buffering, content, ops)))
+
+
+BAD_CALLS: list[tuple[str, Any]] = [
+    ("truncate(-1)", lambda f: f.truncate(-1)),
+    ("truncate(2**70)", lambda f: f.truncate(2**70)),
+    ("truncate('x')", lambda f: f.truncate("x")),
+    ("write(strided view)", lambda f: f.write(memoryview(b"abcdef")[::2])),
+    ("write(str)", lambda f: f.write("text")),
+    ("seek(0, 7)", lambda f: f.seek(0, 7)),
+    ("seek(-1)", lambda f: f.seek(-1)),
+    ("read(1.5)", lambda f: f.read(1.5)),
+]
+
+
+@pytest.mark.parametrize("opened", [("r+b", -1), ("r+b", 0), ("r+", -1), ("w+b", 0)])
+@pytest.mark.parametrize("call", [c for _, c in BAD_CALLS], ids=[n for n, _ in BAD_CALLS])
+def test_bad_calls_raise_what_the_builtin_raises(
+    arun: Any, tmp_path: Any, opened: tuple[str, int], call: Any
+) -> None:
+    """Arguments the kernel would refuse (a negative length) as the builtin reports them
+    (``OSError(EINVAL)`` from ``ftruncate``), the rest as its argument checks do."""
+    mode, buffering = opened
+    path = tmp_path / "f"
+    path.write_bytes(b"0123456789")
+
+    def builtin() -> Any:
+        with open(path, mode, buffering=buffering) as f:
+            try:
+                call(f)
+            except Exception as exc:
+                return type(exc), getattr(exc, "errno", None)
+        return None
+
+    async def ours() -> Any:
+        async with aio.open(path, mode, buffering=buffering) as f:
+            try:
+                await call(f)
+            except Exception as exc:
+                return type(exc), getattr(exc, "errno", None)
+        return None
+
+    assert arun(ours()) == builtin()  # None: both took it (a str on a text file)

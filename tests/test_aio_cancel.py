@@ -226,3 +226,53 @@ def test_a_close_while_a_read_runs_waits_for_it(run: Any, data: Path) -> None:
             os.fstat(fd)
 
     run(main)
+
+
+@pytest.mark.parametrize("buffering", [0, -1])
+def test_a_cancelled_read_on_a_fifo_consumes_nothing(
+    arun: Any, tmp_path: Path, buffering: int
+) -> None:
+    """A read waiting for a stream's data is a queue request: cancelling its task cancels
+    it, so data written afterwards goes to the next read, and nothing stays pinned."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+
+    async def warm_up() -> None:  # the threadpool queue's stream thread: one eventfd, kept
+        r, w = os.pipe()
+        os.write(w, b"x")
+        async with aio.open(r, "rb", buffering=0) as f:
+            assert await f.read(1) == b"x"
+        os.close(w)
+
+    arun(warm_up())
+    before = open_fds()
+    rfd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    wfd = os.open(fifo, os.O_WRONLY)
+    os.set_blocking(rfd, True)
+
+    async def main() -> list[bytes]:
+        got = []
+        async with aio.open(rfd, "rb", buffering=buffering) as f:
+            for word in (b"one", b"two", b"three"):
+                waiting = asyncio.ensure_future(f.read(len(word)))
+                await asyncio.sleep(0.05)
+                assert not waiting.done()
+                waiting.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await waiting
+                target = bytearray(len(word))
+                reading = asyncio.ensure_future(f.readinto(target))
+                await asyncio.sleep(0.05)
+                reading.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await reading
+                target.extend(b"!")  # never pinned by a stream read
+                os.write(wfd, word)
+                got.append(await asyncio.wait_for(f.read(len(word)), 5))
+        return got
+
+    try:
+        assert arun(main()) == [b"one", b"two", b"three"]
+    finally:
+        os.close(wfd)
+    assert open_fds() == before

@@ -17,6 +17,7 @@ import operator
 import os
 from typing import TYPE_CHECKING, Any
 
+from uringq._checks import write_source
 from uringq.aio._base import CLOSED, line_limit, uninterrupted, unsupported
 from uringq.aio._bufcore import DETACHED, BufferCore
 
@@ -291,7 +292,7 @@ class _Buffered(BufferCore):
         if not self._writable:  # io.BufferedIOBase.write: no other checks
             raise unsupported("write")
         self._attached()
-        view = memoryview(data).cast("B")
+        view = write_source(data)  # BufferError for a non-contiguous one, as the builtin
         raw = self._raw
         assert raw is not None
         if raw._fd < 0 or raw._closing:

@@ -259,6 +259,14 @@ class Driver(Operations):
             return False
         return True
 
+    def cancel_request(self, fut: asyncio.Future[Any]) -> None:
+        """Cancel the request whose future is ``fut`` (one made with ``fut`` as its
+        ``user_data``: ``read_into``), as nobody awaits it any more: it completes with
+        ECANCELED unless it finished first, its buffer pinned until then. One still in the
+        backlog never reaches the queue (its future is done)."""
+        if not self.closed:
+            self.queue.cancel(fut)
+
     # -- requests ---------------------------------------------------------------------
     # The Python versions of ``read_into`` and ``read`` (providers without ``_aio_bind``);
     # they schedule the flush inline: a frame less per request.

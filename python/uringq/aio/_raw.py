@@ -6,8 +6,10 @@ set to the final position when a file with ``closefd=False`` is closed or detach
 the fd goes on where a builtin file would have left it). In ``a`` modes the kernel
 appends every write (``O_APPEND``) and the position afterwards is the end of the file.
 
-Files that cannot seek (pipes, terminals, sockets) have no position: there each read
-and write is a plain ``os.read``/``os.write`` on the package's worker pool.
+Files that cannot seek (pipes, terminals, sockets) have no position: there each read is
+a queue request that waits for data (cancelling the awaiting task cancels it, so a read
+not yet done consumes nothing), and each write a plain ``os.write`` on the package's
+worker pool (a blocking write writes everything, as the builtin's does).
 
 The positional API (SPEC section 5) lives here too, shared with the buffered files:
 ``read(n, offset)``, ``write(data, offset)``, ``read_into``, ``readv``, ``writev`` and
@@ -51,6 +53,7 @@ __all__ = ["AsyncFileIO", "Positional"]
 
 _PROBE: Final = 8192  # the read past the expected end that confirms EOF in readall()
 _ONE_READ: Final = 1 << 20  # readall() up to this size: one read (see _read_all)
+_OFF_MAX: Final = (1 << 63) - 1  # off_t
 _CHUNK: Final = 65536  # readall()'s reads when the size is unknown
 _AHEAD_FIRST: Final = 32768  # read-ahead window of a buffered file's second sequential read
 _AHEAD_MAX: Final = 262144  # ... doubling up to this
@@ -261,7 +264,7 @@ class AsyncFileIO(Positional, AsyncFile):
         """One read of up to ``size`` bytes at the position, which moves past them."""
         fd = self._fd
         if self._stream:
-            return bytes(await self._driver.run_in_worker(os.read, fd, size))
+            return await self._stream_read(size)
         data = await self._driver.read(fd, size, self._pos)
         self._pos += len(data)
         return data
@@ -297,6 +300,22 @@ class AsyncFileIO(Positional, AsyncFile):
         self._pos = pos + len(data)
         return data
 
+    async def _stream_read(self, size: int) -> bytes:
+        """One read of up to ``size`` bytes from a stream (pipe, FIFO, socket, tty): a
+        request on the loop's queue, in flight until the stream has data. Cancelling the
+        awaiting task cancels the request, so a read the kernel has not done consumes
+        nothing."""
+        driver = self._driver
+        buf = bytearray(size)
+        fut = driver.read_into(self._fd, 0, buf)
+        try:
+            n = await fut
+        except asyncio.CancelledError:
+            driver.cancel_request(fut)
+            raise
+        del buf[n:]
+        return bytes(buf)
+
     def _drop_ahead(self) -> None:
         self._ahead = b""
         self._next = -1
@@ -310,7 +329,7 @@ class AsyncFileIO(Positional, AsyncFile):
         fd, read = self._fd, self._driver.read
         if self._stream:
             chunks = []
-            while data := await self._driver.run_in_worker(os.read, fd, _CHUNK):
+            while data := await self._stream_read(_CHUNK):
                 chunks.append(data)
             return b"".join(chunks)
         start = self._pos
@@ -369,6 +388,10 @@ class AsyncFileIO(Positional, AsyncFile):
     async def _truncate(self, size: int | None) -> int:
         self._ahead = b""
         size = self._tell() if size is None else operator.index(size)
+        if size < 0:  # the builtin hands it to ftruncate(2), which says EINVAL
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        if size > _OFF_MAX:
+            raise OverflowError("Python int too large to convert to C long")
         await self._driver.ftruncate(self._fd, size)
         self._size = size
         return size
@@ -408,10 +431,12 @@ class AsyncFileIO(Positional, AsyncFile):
         if not self._readable:
             raise unsupported("File not open for reading")
         async with self._turn:
-            if self._stream:
-                view = memoryview(buffer).cast("B")
-                data = await self._driver.run_in_worker(os.read, fd, len(view))
-                view[: len(data)] = data
+            if self._stream:  # into a buffer of ours: a cancelled read never pins theirs
+                with memoryview(buffer) as view:
+                    size = view.nbytes
+                data = await self._stream_read(size)
+                with memoryview(buffer) as view, view.cast("B") as target:
+                    target[: len(data)] = data
                 return len(data)
             n = await self._driver.read_into(fd, self._pos, buffer)
             self._pos += n
