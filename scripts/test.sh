@@ -25,8 +25,8 @@ cargo clippy --quiet --all-targets -- -D warnings
 step "ruff check / ruff format --check"
 python3 -m ruff check python tests scripts
 python3 -m ruff format --check python tests scripts
-step "mypy --strict python/"
-python3 -m mypy --strict python/uringq
+step "mypy --strict python/ (and the public API as users call it)"
+python3 -m mypy --strict python/uringq tests/typing
 step "stubtest uringq._native"
 python3 -m mypy.stubtest uringq._native
 step "zizmor --offline .github/workflows/ (workflow security audit)"

@@ -177,54 +177,100 @@ class IoQueue:
         self._registered.discard(number)
 
     def prepare_read(
-        self, fd: int | HasFileno, offset: int, buf: Buffer, user_data: Any = None
+        self,
+        fd: int | HasFileno,
+        offset: int,
+        buf: Buffer,
+        user_data: Any = None,
+        *,
+        link: bool = False,
+        hardlink: bool = False,
+        timeout: float | None = None,
     ) -> None:
-        """Prepare a read of ``len(buf)`` bytes at ``offset`` into the writable ``buf``."""
+        """Prepare a read of ``len(buf)`` bytes at ``offset`` into the writable ``buf``.
+
+        ``link``/``hardlink`` chain the next request behind this one, ``timeout`` is a
+        deadline in seconds (see :meth:`prepare_openat`)."""
         queue = self._usable()
         number, offset = _checks.fd(fd), _checks.offset(offset)
         view = _checks.read_target(buf)
+        extra = _chained(link, hardlink, timeout)
         self._require_registered(number)
-        queue.prepare_read(number, offset, view, user_data)
+        queue.prepare_read(number, offset, view, user_data, **extra)
 
     def prepare_write(
-        self, fd: int | HasFileno, offset: int, buf: Buffer, user_data: Any = None
+        self,
+        fd: int | HasFileno,
+        offset: int,
+        buf: Buffer,
+        user_data: Any = None,
+        *,
+        link: bool = False,
+        hardlink: bool = False,
+        timeout: float | None = None,
     ) -> None:
-        """Prepare a write of ``buf`` at ``offset``."""
+        """Prepare a write of ``buf`` at ``offset`` (links and deadline as for reads)."""
         queue = self._usable()
         number, offset = _checks.fd(fd), _checks.offset(offset)
         view = _checks.write_source(buf)
+        extra = _chained(link, hardlink, timeout)
         self._require_registered(number)
-        queue.prepare_write(number, offset, view, user_data)
+        queue.prepare_write(number, offset, view, user_data, **extra)
 
     def prepare_sync(
-        self, fd: int | HasFileno, user_data: Any = None, *, datasync: bool = False
+        self,
+        fd: int | HasFileno,
+        user_data: Any = None,
+        *,
+        datasync: bool = False,
+        link: bool = False,
+        hardlink: bool = False,
     ) -> None:
         """Prepare an ``fsync`` of ``fd`` (``fdatasync`` with ``datasync=True``)."""
         datasync = _checks.flag(datasync, "datasync")
         queue = self._usable()
         number = _checks.fd(fd)
+        extra = _chained(link, hardlink, None)
         self._require_registered(number)
-        queue.prepare_sync(number, user_data, datasync=datasync)
+        queue.prepare_sync(number, user_data, datasync=datasync, **extra)
 
     def prepare_readv(
-        self, fd: int | HasFileno, offset: int, bufs: Sequence[Buffer], user_data: Any = None
+        self,
+        fd: int | HasFileno,
+        offset: int,
+        bufs: Sequence[Buffer],
+        user_data: Any = None,
+        *,
+        link: bool = False,
+        hardlink: bool = False,
+        timeout: float | None = None,
     ) -> None:
         """Prepare a scatter read filling ``bufs`` in order from ``offset``."""
         queue = self._usable()
         number, offset = _checks.fd(fd), _checks.offset(offset)
         views, _ = _checks.buffer_views(bufs, writable=True)
+        extra = _chained(link, hardlink, timeout)
         self._require_registered(number)
-        queue.prepare_readv(number, offset, views, user_data)
+        queue.prepare_readv(number, offset, views, user_data, **extra)
 
     def prepare_writev(
-        self, fd: int | HasFileno, offset: int, bufs: Sequence[Buffer], user_data: Any = None
+        self,
+        fd: int | HasFileno,
+        offset: int,
+        bufs: Sequence[Buffer],
+        user_data: Any = None,
+        *,
+        link: bool = False,
+        hardlink: bool = False,
+        timeout: float | None = None,
     ) -> None:
         """Prepare a gather write of ``bufs`` in order from ``offset``."""
         queue = self._usable()
         number, offset = _checks.fd(fd), _checks.offset(offset)
         views, _ = _checks.buffer_views(bufs, writable=False)
+        extra = _chained(link, hardlink, timeout)
         self._require_registered(number)
-        queue.prepare_writev(number, offset, views, user_data)
+        queue.prepare_writev(number, offset, views, user_data, **extra)
 
     # -- operations (SPEC 8) ------------------------------------------------------------
     def prepare_openat(
@@ -562,3 +608,19 @@ def _as_results(results: Any) -> array[int]:
     if isinstance(results, array) and results.typecode == "q":
         return results
     return array("q", results)
+
+
+def _chained(link: object, hardlink: object, timeout: object) -> dict[str, Any]:
+    """The checked ``link``/``hardlink``/``timeout`` of a data request, as keywords for
+    the provider: only those that are set (a provider without links then sees a plain
+    request as before)."""
+    linked, hard = _checks.link(link, hardlink)
+    extra: dict[str, Any] = {}
+    if linked:
+        extra["link"] = True
+    if hard:
+        extra["hardlink"] = True
+    deadline = _checks.timeout(timeout)
+    if deadline is not None:
+        extra["timeout"] = deadline
+    return extra

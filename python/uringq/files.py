@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 __all__ = ["read_files", "write_files"]
 
 Path: TypeAlias = "str | bytes | os.PathLike[str] | os.PathLike[bytes]"
+# A mapping's key type is invariant: Mapping[Path, Buffer] would refuse a dict[str, bytes]
+# (and a TypeVar loses the values' context in a dict literal); keys are checked at run time.
+PathKey: TypeAlias = Any
 _MAX_MODE = 0o7777
 
 
@@ -73,7 +76,7 @@ def read_files(
 
 @overload
 def write_files(
-    files: Mapping[Path, Buffer] | Iterable[tuple[Path, Buffer]],
+    files: Mapping[PathKey, Buffer] | Iterable[tuple[Path, Buffer]],
     *,
     mode: int = ...,
     fsync: bool = ...,
@@ -83,7 +86,7 @@ def write_files(
 ) -> list[int]: ...
 @overload
 def write_files(
-    files: Mapping[Path, Buffer] | Iterable[tuple[Path, Buffer]],
+    files: Mapping[PathKey, Buffer] | Iterable[tuple[Path, Buffer]],
     *,
     mode: int = ...,
     fsync: bool = ...,
@@ -92,7 +95,7 @@ def write_files(
     provider: str | ProviderInfo | None = ...,
 ) -> list[int | OSError]: ...
 def write_files(
-    files: Mapping[Path, Buffer] | Iterable[tuple[Path, Buffer]],
+    files: Mapping[PathKey, Buffer] | Iterable[tuple[Path, Buffer]],
     *,
     mode: int = 0o666,
     fsync: bool = False,
@@ -138,7 +141,7 @@ def paths_argument(paths: Iterable[Path]) -> list[Any]:
 
 
 def files_argument(
-    files: Mapping[Path, Buffer] | Iterable[tuple[Path, Buffer]],
+    files: Mapping[PathKey, Buffer] | Iterable[tuple[Path, Buffer]],
 ) -> tuple[list[Any], list[Any]]:
     """The paths and the data of ``files`` (a mapping or ``(path, data)`` pairs)."""
     pairs = files.items() if isinstance(files, Mapping) else files

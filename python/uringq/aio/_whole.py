@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 __all__ = ["FIRST_READ", "WINDOW", "read_file", "read_files", "write_file", "write_files"]
 
 Path: TypeAlias = "str | bytes | os.PathLike[str] | os.PathLike[bytes]"
+# A mapping's key type is invariant: Mapping[Path, Buffer] would refuse a dict[str, bytes]
+# (and a TypeVar loses the values' context in a dict literal); keys are checked at run time.
+PathKey: TypeAlias = Any
 T = TypeVar("T")
 
 FIRST_READ: Final = _inline_files.FIRST_READ
@@ -145,7 +148,7 @@ async def read_files(
 
 @overload
 async def write_files(
-    files: Mapping[Path, Buffer] | Iterable[tuple[Path, Buffer]],
+    files: Mapping[PathKey, Buffer] | Iterable[tuple[Path, Buffer]],
     *,
     mode: int = ...,
     fsync: bool = ...,
@@ -154,7 +157,7 @@ async def write_files(
 ) -> list[int]: ...
 @overload
 async def write_files(
-    files: Mapping[Path, Buffer] | Iterable[tuple[Path, Buffer]],
+    files: Mapping[PathKey, Buffer] | Iterable[tuple[Path, Buffer]],
     *,
     mode: int = ...,
     fsync: bool = ...,
@@ -162,7 +165,7 @@ async def write_files(
     return_exceptions: bool,
 ) -> list[int | OSError]: ...
 async def write_files(
-    files: Mapping[Path, Buffer] | Iterable[tuple[Path, Buffer]],
+    files: Mapping[PathKey, Buffer] | Iterable[tuple[Path, Buffer]],
     *,
     mode: int = 0o666,
     fsync: bool = False,
