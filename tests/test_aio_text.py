@@ -280,3 +280,18 @@ def test_pending_text_before_a_read_lands_where_the_builtin_puts_it(
         got = type(exc)
     assert got == want
     assert ours_path.read_bytes() == theirs_path.read_bytes()
+
+
+def test_a_decoder_flag_past_a_c_int_fails_tell_like_the_builtin(arun: Any, tmp_path: Any) -> None:
+    """iso2022_jp after a stray escape byte reports decoder flags past a C ``int``: the
+    builtin's ``tell()`` raises ``OverflowError`` parsing them, and so does ours."""
+    example = {
+        "mode": "r",
+        "encoding": "iso2022_jp",
+        "errors": "strict",
+        "newline": None,
+        "buffering": -1,
+        "content": content_bytes(0, 1, "iso2022_jp", True),
+        "ops": [("read", 1), ("tell",), ("seek", 0, 0), ("read", 3), ("tell",)],
+    }
+    arun(_compare(str(tmp_path), [0], example))

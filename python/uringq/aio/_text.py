@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from uringq.aio._base import CLOSED_DOT, AsyncFile, done_future, line_limit, unsupported
 from uringq.aio._textpos import (
+    c_int,
     decoder_setstate,
     find_line_end,
     pack_cookie,
@@ -547,6 +548,7 @@ class AsyncTextIOWrapper(AsyncFile):
         if decoder is None or snapshot is None:
             return position
         dec_flags, next_input = snapshot
+        dec_flags = c_int(dec_flags)  # the builtin parses the snapshot into C ints first
         position -= len(next_input)
         chars_to_skip = self._decoded_chars_used
         if chars_to_skip == 0:

@@ -78,6 +78,26 @@ def decoder_setstate(decoder: Any, position: int, dec_flags: int) -> None:
         decoder.setstate((b"", dec_flags))
 
 
+_INT_MAX = (1 << 31) - 1
+
+
+def c_int(value: int) -> int:
+    """``value`` as the C ``int`` of a cookie field, or the ``OverflowError`` CPython's
+    argument parsing raises for it (a stateful decoder's flags may not fit: iso2022_jp's
+    after an escape byte)."""
+    if value > _INT_MAX:
+        raise OverflowError("signed integer is greater than maximum")
+    if value < -_INT_MAX - 1:
+        raise OverflowError("signed integer is less than minimum")
+    return value
+
+
+def decoder_state(decoder: Any) -> tuple[bytes, int]:
+    """``decoder.getstate()`` with its flags checked as a C ``int``."""
+    dec_buffer, flags = decoder.getstate()
+    return dec_buffer, c_int(flags)
+
+
 def reconstruct(  # noqa: PLR0917
     decoder: Any, b2cratio: float, position: int, dec_flags: int, next_input: bytes, skip: int
 ) -> int:
@@ -88,7 +108,7 @@ def reconstruct(  # noqa: PLR0917
         decoder_setstate(decoder, position, dec_flags)
         n = len(decoder.decode(next_input[:skip_bytes]))
         if n <= skip:
-            dec_buffer, flags = decoder.getstate()
+            dec_buffer, flags = decoder_state(decoder)
             if not dec_buffer:  # before the position, nothing buffered: a start point
                 dec_flags = flags
                 skip -= n
@@ -111,7 +131,7 @@ def reconstruct(  # noqa: PLR0917
     while index < len(next_input):
         chars_decoded += len(decoder.decode(next_input[index : index + 1]))
         bytes_to_feed += 1
-        dec_buffer, flags = decoder.getstate()
+        dec_buffer, flags = decoder_state(decoder)
         if not dec_buffer and chars_decoded <= skip:
             start += bytes_to_feed
             skip -= chars_decoded
