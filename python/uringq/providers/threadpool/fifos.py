@@ -14,6 +14,10 @@ Only FIFOs are poked (``os.stat`` following symlinks, as the open does, at the f
 poke only): nothing is added to the normal open path. Other opens that can block (a tty
 waiting for carrier, a hung NFS server) keep their worker until they return by
 themselves; their deadline and cancel then behave as for any running request.
+
+A poke is seen by every opener of that FIFO waiting at that moment, as a peer that came
+and went: another open waiting on it (in this queue or elsewhere) returns as well, and
+its first read finds EOF (its first write EPIPE), as with any peer that closes at once.
 """
 
 from __future__ import annotations

@@ -164,7 +164,8 @@ class QueueLifecycle:
         for req, place in shared.active.values():
             if len(req) > 7:
                 req[7].rest = None  # the rest of its chain: dropped now, not at a GC
-                if place == [] and req[7].opening is not None:  # running: may block
+                running = isinstance(place, list) and not place  # a worker took it
+                if running and req[7].opening is not None:  # an open that may block
                     shared.interrupt(req, errno.ECANCELED)
         shared.active.clear()  # chains held, timers and queued jobs: dropped
         shared.chain_steps.clear()
