@@ -253,7 +253,8 @@ impl Op {
     /// Owned storage (iovec arrays, paths, statx and timer buffers) must not move
     /// afterwards: their heap storage is what the kernel reads, and it stays put while
     /// the `Op` is not touched.
-    pub fn to_sqe(&self, target: Target, timer_success: bool) -> squeue::Entry {
+    /// `timed`: the request has a deadline (a LINK_TIMEOUT follows): see `open_may_block`.
+    pub fn to_sqe(&self, target: Target, timer_success: bool, timed: bool) -> squeue::Entry {
         macro_rules! on_file {
             ($op:path, $($arg:expr),*) => {
                 match target {
@@ -293,11 +294,20 @@ impl Op {
                 flags,
                 mode,
                 slot,
-            } => opcode::OpenAt::new(types::Fd(*dir), path.as_ptr())
-                .flags(*flags)
-                .mode(*mode)
-                .file_index(slot.and_then(|s| types::DestinationSlot::try_from_slot_target(s).ok()))
-                .build(),
+            } => {
+                let sqe = opcode::OpenAt::new(types::Fd(*dir), path.as_ptr())
+                    .flags(*flags)
+                    .mode(*mode)
+                    .file_index(
+                        slot.and_then(|s| types::DestinationSlot::try_from_slot_target(s).ok()),
+                    )
+                    .build();
+                if !timed && open_may_block(*flags) {
+                    sqe.flags(squeue::Flags::ASYNC)
+                } else {
+                    sqe
+                }
+            }
             Op::Close { fd } => opcode::Close::new(types::Fd(*fd)).build(),
             Op::CloseDirect { slot } => opcode::Close::new(types::Fixed(*slot)).build(),
             Op::Statx {
@@ -365,6 +375,9 @@ impl Op {
     pub fn settle(&self, result: i32) -> i32 {
         match self {
             Op::Timeout { .. } if result == -libc::ETIME => 0,
+            // An open io-wq ran, interrupted by a cancel while it waited (for a FIFO's
+            // peer): the kernel passes the restart code through.
+            Op::OpenAt { .. } if RESTART_CODES.contains(&-result) => -libc::ECANCELED,
             _ => result,
         }
     }
@@ -380,6 +393,26 @@ pub fn link_timeout_sqe(after: &types::Timespec) -> squeue::Entry {
 pub fn timespec(after: Duration) -> Box<types::Timespec> {
     const FOREVER: Duration = Duration::from_secs(1 << 40);
     Box::new(types::Timespec::from(after.min(FOREVER)))
+}
+
+/// The kernel's internal "restart the system call" codes (ERESTARTSYS, ERESTARTNOINTR,
+/// ERESTARTNOHAND, ERESTART_RESTARTBLOCK), never meant for user space.
+const RESTART_CODES: [i32; 4] = [512, 513, 514, 516];
+
+/// True for the open flags that can block in `open(2)` where the kernel's inline attempt
+/// would not: `O_WRONLY` without `O_NONBLOCK` waits for a reader on a FIFO, but io_uring
+/// first tries every OPENAT with `O_NONBLOCK` added and goes to io-wq only on EAGAIN, so
+/// such an open would fail with ENXIO at once. IOSQE_ASYNC sends it straight to io-wq,
+/// where it blocks as `open(2)` does and ASYNC_CANCEL interrupts it (ECANCELED, see
+/// `settle`). Not with a deadline: on Linux 6.18 a LINK_TIMEOUT never fires on an OPENAT
+/// io-wq runs blocked (not even its own CQE comes), so a timed open stays inline and
+/// fails with ENXIO at once rather than outlive its deadline. (O_RDWR
+/// never blocks on a FIFO; O_CREAT and O_TRUNC opens go to io-wq anyway; O_PATH opens
+/// nothing that could block. A read-only FIFO open is left inline on purpose: see the
+/// README's known differences.)
+pub fn open_may_block(flags: i32) -> bool {
+    flags & libc::O_ACCMODE == libc::O_WRONLY
+        && flags & (libc::O_NONBLOCK | libc::O_CREAT | libc::O_TRUNC | libc::O_PATH) == 0
 }
 
 fn clamp_len(len: usize) -> u32 {
@@ -410,6 +443,51 @@ mod tests {
         };
         assert!(!open.needs_file());
         assert_eq!(open.opcode(), opcode::OpenAt::CODE);
+    }
+
+    #[test]
+    fn only_write_only_opens_that_may_wait_go_to_io_wq() {
+        let sqe_flags = |flags: i32| {
+            let open = Op::OpenAt {
+                dir: AT_FDCWD,
+                path: CString::new("x").unwrap(),
+                flags,
+                mode: 0,
+                slot: None,
+            };
+            format!("{:?}", open.to_sqe(Target::Fd(-1), false, false))
+        };
+        // Entry's Debug shows opcode, flags and user_data: compare with the plain SQE.
+        let path = CString::new("x").unwrap();
+        let plain = opcode::OpenAt::new(types::Fd(AT_FDCWD), path.as_ptr()).build();
+        let punted = format!("{:?}", plain.clone().flags(squeue::Flags::ASYNC));
+        let inline = format!("{plain:?}");
+        assert!(open_may_block(libc::O_WRONLY | libc::O_CLOEXEC));
+        assert_eq!(sqe_flags(libc::O_WRONLY), punted);
+        let timed = Op::OpenAt {
+            dir: AT_FDCWD,
+            path: CString::new("x").unwrap(),
+            flags: libc::O_WRONLY,
+            mode: 0,
+            slot: None,
+        };
+        assert_eq!(
+            format!("{:?}", timed.to_sqe(Target::Fd(-1), false, true)),
+            inline
+        );
+        assert_eq!(timed.settle(-512), -libc::ECANCELED);
+        assert_eq!(timed.settle(-libc::ENXIO), -libc::ENXIO);
+        for flags in [
+            libc::O_RDONLY,
+            libc::O_RDWR,
+            libc::O_WRONLY | libc::O_NONBLOCK,
+            libc::O_WRONLY | libc::O_CREAT,
+            libc::O_WRONLY | libc::O_TRUNC,
+            libc::O_WRONLY | libc::O_PATH,
+        ] {
+            assert!(!open_may_block(flags), "{flags:#x}");
+            assert_eq!(sqe_flags(flags), inline, "{flags:#x}");
+        }
     }
 
     #[test]

@@ -306,7 +306,7 @@ impl<T> State<T> {
             let link = link.unwrap_or(p.link);
             let sqe = entry
                 .op
-                .to_sqe(entry.target, *timer_success)
+                .to_sqe(entry.target, *timer_success, entry.deadline.is_some())
                 .user_data(p.tag);
             let timer = entry
                 .deadline

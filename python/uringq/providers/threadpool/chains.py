@@ -14,12 +14,15 @@ so a chain of any length costs no stack.
 A *deadline* (``timeout=``) is an entry in the timer heap, armed when the request
 starts. When it passes first, a request still waiting for a worker or in the stream
 thread is taken back and completes with ``ETIMEDOUT``; one a worker is running a
-blocking call for completes with its own result, as io_uring's kernel workers do.
+blocking call for completes with its own result, as io_uring's kernel workers do,
+except an open blocked on a FIFO without its peer, which is interrupted and completes
+with ``ETIMEDOUT`` (``ECANCELED`` for ``cancel``; see the fifos module).
 
 ``cancel`` finds requests through ``active`` (see the shared module): one waiting for a
 worker, in the stream thread or as a timer completes with ``ECANCELED`` at once; one
 HELD in its chain is marked and completes with ``ECANCELED`` when its turn comes (and,
-behind a ``link=True``, breaks its chain); one running, or complete, keeps its result.
+behind a ``link=True``, breaks its chain); one running (but an open blocked on a FIFO),
+or complete, keeps its result.
 (On io_uring a request in a kernel chain behind an unfinished one cannot be reached:
 that is the one difference.)
 """
@@ -169,8 +172,33 @@ class Shared(TimerThread):
         if place is STREAM:
             if self.take_back_stream(req):
                 self.stream_done(req, 0, error)
-        elif isinstance(place, list) and self.take_back_job(req, place):
-            self.deliver((req, 0, error))
+        elif isinstance(place, list):
+            if self.take_back_job(req, place):
+                self.deliver((req, 0, error))
+            elif len(req) > 7 and req[7].opening is not None:
+                self.interrupt(req, code)
+
+    def interrupt(self, req: Request, code: int) -> None:
+        """A worker runs the open ``req``, which may block on a FIFO: make it complete
+        with ``code`` and poke the FIFO until it does (see the fifos module)."""
+        job = req[7]
+        if job.interrupted:
+            return  # a deadline or cancel got there first
+        job.interrupted = code
+        if not job.opening.poke():
+            job.interrupted = 0  # no FIFO: it runs to its own result, as any request
+            return
+        self.pokes[id(req)] = req
+        if self.closed:
+            return  # the close loop pokes again
+        if self.timer_thread is None:
+            self.start_timer_thread()  # or one poke only: no thread can start
+        self.timer_wake.set()
+
+    def repoke(self) -> None:
+        """Poke again every interrupted open not finished (lock held)."""
+        for req in list(self.pokes.values()):
+            req[7].opening.poke()
 
     def in_flight_requests(self) -> list[Request]:
         """Every request committed whose completion was not returned: the candidates of

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from uringq.providers.threadpool.fifos import Opening
 from uringq.providers.threadpool.requests import Request
 
 __all__ = ["Job", "linkat", "stat_fd"]
@@ -37,8 +38,10 @@ class Job:
         "closes",
         "deadline",
         "delay",
+        "interrupted",
         "link",
         "names",
+        "opening",
         "opens",
         "rest",
         "timer",
@@ -54,6 +57,7 @@ class Job:
         opens: bool = False,
         closes: bool = False,
         delay: float = 0.0,
+        opening: Opening | None = None,
     ) -> None:
         self.link = link  # UNLINKED, SOFT or HARD (see the requests module)
         self.deadline = deadline  # seconds from the request's start, or None
@@ -66,6 +70,8 @@ class Job:
         self.rest: tuple[list[Any], int] | None = None
         self.cancelled = False  # cancel() reached it while it waited in its chain
         self.timer: list[Request] | None = None  # its timer heap entry's holder, if any
+        self.opening = opening  # an open that may block on a FIFO (see the fifos module)
+        self.interrupted = 0  # the errno it completes with once interrupted while running
 
     def error(self, code: int | None) -> OSError:
         """``OSError(errno, strerror[, filename[, None, filename2]])``, as ``os`` raises

@@ -2,7 +2,8 @@
 
 Closing (``close``, ``__exit__``, garbage collection) cancels as io_uring does: nothing
 new starts, workers drop what they have not run, waiting stream requests, timers and the
-rest of chains are dropped, the timer thread ends, an fd opened for a completion nobody
+rest of chains are dropped, the timer thread ends, an open blocked on a FIFO is
+interrupted (see the fifos module), an fd opened for a completion nobody
 will receive is closed, and a waiter in another thread wakes up and raises
 ``QueueClosed``; the fds are closed once no thread can use them any more (see the
 workers module). After ``fork()`` the
@@ -12,6 +13,7 @@ own fds and never waits for the parent's threads.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import threading
@@ -21,6 +23,7 @@ from typing import NoReturn
 from uringq._checks import flag, queue_sizes
 from uringq._errors import FORKED, QueueBusy, QueueClosed
 from uringq.providers.threadpool.chains import Shared
+from uringq.providers.threadpool.fifos import REPOKE
 from uringq.providers.threadpool.requests import SLICE, Request, close_opened, close_quietly
 from uringq.providers.threadpool.workers import MAX_WORKERS
 
@@ -134,7 +137,11 @@ class QueueLifecycle:
                 )
             self._shut(shared)
             while shared.dispatched:
-                shared.idle.wait(SLICE)
+                if shared.pokes:  # opens blocked on a FIFO: poke until they return
+                    shared.repoke()
+                    shared.idle.wait(REPOKE)
+                else:
+                    shared.idle.wait(SLICE)
             self._ready.clear()
             shared.release_if_idle()
         timers = shared.timer_thread
@@ -154,9 +161,12 @@ class QueueLifecycle:
         shared.signal()  # a waiter in another thread wakes up and sees the queue closed
         shared.drop_streams()  # and the stream thread ends
         shared.end_timers()  # and the timer thread
-        for req, _ in shared.active.values():
+        for req, place in shared.active.values():
             if len(req) > 7:
                 req[7].rest = None  # the rest of its chain: dropped now, not at a GC
+                running = isinstance(place, list) and not place  # a worker took it
+                if running and req[7].opening is not None:  # an open that may block
+                    shared.interrupt(req, errno.ECANCELED)
         shared.active.clear()  # chains held, timers and queued jobs: dropped
         shared.chain_steps.clear()
         shared.timed = 0

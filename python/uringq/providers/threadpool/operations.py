@@ -32,6 +32,7 @@ from uringq._checks import timeout as _timeout
 from uringq._checks import write_source as _write_source
 from uringq._errors import HandleNotRegistered, QueueFull
 from uringq.providers.threadpool.batch import BatchCalls
+from uringq.providers.threadpool.fifos import Opening, may_block
 from uringq.providers.threadpool.jobs import Job, linkat, stat_fd
 from uringq.providers.threadpool.requests import (
     CALL,
@@ -184,7 +185,15 @@ class OperationCalls(BatchCalls):
         opening = os.O_RDONLY if flags is None else c_int(flags, "flags")  # None: as native
         perms = 0o666 if mode is None else _mode(mode)
         call = partial(os.open, encoded, opening | os.O_CLOEXEC, perms, dir_fd=directory)
-        job = Job(_linked(link, hardlink), _timeout(timeout), call, (name, None), opens=True)
+        blocking = Opening(encoded, opening, directory) if may_block(opening) else None
+        job = Job(
+            _linked(link, hardlink),
+            _timeout(timeout),
+            call,
+            (name, None),
+            opens=True,
+            opening=blocking,
+        )
         self._operation(job, user_data)
 
     def prepare_close(

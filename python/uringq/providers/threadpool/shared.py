@@ -66,6 +66,7 @@ class SharedState:
         "lock",
         "max_workers",
         "nowait_off",
+        "pokes",
         "ready",
         "ref",
         "released",
@@ -129,6 +130,9 @@ class SharedState:
         # Chains to go on (see the chains module): (chain, from index, broken).
         self.chain_steps: deque[tuple[list[Any], int, bool]] = deque()
         self.advancing = False
+        # Opens interrupted while blocked on a FIFO, by id, poked until they finish (see
+        # the fifos module).
+        self.pokes: dict[int, Request] = {}
 
     def signal(self) -> None:
         """Make the eventfd readable. Callers append to ``ready`` (or set a flag) first.

@@ -10,8 +10,9 @@ to ``expire`` (see the chains module). A request that completes first empties it
 holder (``Job.timer``), so the heap never keeps its buffers or user_data alive; the
 empty entry is skipped when it comes up, and when such stale entries make up most of
 the heap it is rebuilt without them, so deadlines far in the future on requests that
-finished early cost no memory for long. While it sleeps the thread holds nothing that
-keeps the queue alive (see ``SharedState``).
+finished early cost no memory for long. While opens interrupted on a FIFO have not
+finished, it wakes every ``REPOKE`` seconds to poke them again. While it sleeps the
+thread holds nothing that keeps the queue alive (see ``SharedState``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from uringq.providers.threadpool.fifos import REPOKE
 from uringq.providers.threadpool.requests import Request
 from uringq.providers.threadpool.workers import WorkerPool
 
@@ -97,6 +99,10 @@ class TimerThread(WorkerPool):
         """A timer is due, or a deadline passed: see ``chains.Shared``."""
         raise NotImplementedError
 
+    def repoke(self) -> None:
+        """Poke the FIFOs of interrupted opens again: see ``chains.Shared``."""
+        raise NotImplementedError
+
     def end_timers(self) -> None:
         """Drop every entry and wake the timer thread to end (the queue is closing)."""
         for entry in self.timer_heap:
@@ -117,5 +123,8 @@ def _timer_main(ref: weakref.ref[Shared], wake: threading.Event) -> None:
                 return
             wake.clear()  # under the lock: a later schedule() sets it again
             delay = shared.run_timers()
+            if shared.pokes:
+                shared.repoke()
+                delay = REPOKE if delay is None else min(delay, REPOKE)
         del shared
         wake.wait(_POLL if delay is None else min(delay, _POLL))

@@ -134,7 +134,10 @@ class WorkerPool(StreamPoller):
             with self.lock:
                 if done:  # before dispatched drops: the eventfd is still open
                     if len(job) > 7:
-                        self.job_done(done.pop())
+                        item = done.pop()
+                        if job[7].interrupted:
+                            item = self.interrupted_done(item)
+                        self.job_done(item)
                     elif not self.closed:
                         self.ready.append(done.pop())
                         self.signal()
@@ -152,6 +155,15 @@ class WorkerPool(StreamPoller):
                 if not self.dispatched:
                     self.idle.notify_all()
                     self.release_if_idle()
+
+    def interrupted_done(self, item: Done) -> Done:
+        """The completion of an open interrupted while it ran (see the fifos module): the
+        fd it got is closed, the error is the interruption's (lock held)."""
+        req = item[0]
+        self.pokes.pop(id(req), None)
+        if item[2] is None:
+            close_quietly(item[1])
+        return (req, 0, req[7].error(req[7].interrupted))
 
     def worker_done(self, job: Request) -> None:
         """The books of a job taken back from the workers (lock held; ``finish`` does
