@@ -28,11 +28,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 from uringq.aio._base import CLOSED_DOT, AsyncFile, done_future, line_limit, unsupported
 from uringq.aio._textpos import (
-    c_int,
     decoder_setstate,
     find_line_end,
-    pack_cookie,
-    reconstruct,
+    tell_cookie,
     unpack_cookie,
 )
 
@@ -543,23 +541,13 @@ class AsyncTextIOWrapper(AsyncFile):
             self._release()
 
     def _tell_unlocked(self) -> int:
-        position = self._attached()._tell_now()
-        decoder, snapshot = self._decoder, self._snapshot
-        if decoder is None or snapshot is None:
-            return position
-        dec_flags, next_input = snapshot
-        dec_flags = c_int(dec_flags)  # the builtin parses the snapshot into C ints first
-        position -= len(next_input)
-        chars_to_skip = self._decoded_chars_used
-        if chars_to_skip == 0:
-            return pack_cookie(position, dec_flags)
-        saved_state = decoder.getstate()
-        try:
-            return reconstruct(
-                decoder, self._b2cratio, position, dec_flags, next_input, chars_to_skip
-            )
-        finally:
-            decoder.setstate(saved_state)
+        return tell_cookie(
+            self._attached()._tell_now(),
+            self._decoder,
+            self._snapshot,
+            self._decoded_chars_used,
+            self._b2cratio,
+        )
 
     async def seek(self, cookie: Any, whence: int = os.SEEK_SET) -> Any:
         """Go to a :meth:`tell` cookie (``whence=0``), or to the end (``seek(0, 2)``)."""

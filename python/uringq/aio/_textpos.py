@@ -146,3 +146,21 @@ def reconstruct(  # noqa: PLR0917
         if chars_decoded < skip:
             raise OSError("can't reconstruct logical file position")
     return pack_cookie(start, dec_flags, bytes_to_feed, skip, need_eof)
+
+
+def tell_cookie(position: int, decoder: Any, snapshot: Any, used: int, b2cratio: float) -> int:
+    """CPython's ``tell()`` cookie: ``position`` is the buffer's, ``snapshot`` the decoder
+    flags and the input read since the last safe start point (``None``: none kept),
+    ``used`` the characters taken from that input. The decoder's state is restored."""
+    if decoder is None or snapshot is None:
+        return position
+    dec_flags, next_input = snapshot
+    dec_flags = c_int(dec_flags)  # the builtin parses the snapshot into C ints first
+    position -= len(next_input)
+    if used == 0:
+        return pack_cookie(position, dec_flags)
+    saved_state = decoder.getstate()
+    try:
+        return reconstruct(decoder, b2cratio, position, dec_flags, next_input, used)
+    finally:
+        decoder.setstate(saved_state)
