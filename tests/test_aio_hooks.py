@@ -300,3 +300,85 @@ def test_aio_read_and_flush_on_a_bound_queue(native, loop) -> None:
         total += q._aio_flush()
     assert futs[0].result() == CONTENTS[32:48]
     assert futs[1].result() == 100 and buf == CONTENTS[200:300]
+
+
+# -- uringq.aio.open's open (_prepare_open_file) and registration without a dup (_adopt) --
+def _fds() -> set[int]:
+    return {int(n) for n in os.listdir("/proc/self/fd")}
+
+
+def test_open_file_settles_with_the_fds_fstat(native, loop, tmp_path):
+    q, _ = native
+    path = tmp_path / "data"
+    futs = [loop.create_future() for _ in range(3)]
+    q._prepare_open_file(path, os.O_RDONLY | os.O_CLOEXEC, 0, futs[0])
+    q._prepare_open_file(os.fsencode(tmp_path), os.O_RDONLY | os.O_CLOEXEC, 0, futs[1])
+    q._prepare_open_file(str(tmp_path / "missing"), os.O_RDONLY | os.O_CLOEXEC, 0, futs[2])
+    assert settle_all(q, 3) == 3
+    for fut, name in zip(futs[:2], [path, tmp_path], strict=True):
+        fd, mode, size, blksize = fut.result()
+        try:
+            st = os.fstat(fd)
+            assert (mode, size, blksize) == (st.st_mode, st.st_size, st.st_blksize)
+            assert os.path.samestat(st, os.stat(name))
+            assert os.get_inheritable(fd) is False
+        finally:
+            os.close(fd)
+    with pytest.raises(FileNotFoundError) as info:
+        futs[2].result()
+    assert info.value.filename == str(tmp_path / "missing")
+
+
+def test_open_file_closes_the_fd_of_a_cancelled_future(native, loop, tmp_path):
+    q, _ = native
+    before = _fds()
+    futs = [loop.create_future() for _ in range(8)]
+    for fut in futs:
+        q._prepare_open_file(tmp_path / "data", os.O_RDONLY | os.O_CLOEXEC, 0, fut)
+    for fut in futs[::2]:
+        fut.cancel()
+    assert settle_all(q, 8) == 8
+    taken = [fut.result()[0] for fut in futs[1::2]]
+    assert _fds() == before | set(taken)
+    for fd in taken:
+        os.close(fd)
+    assert _fds() == before
+
+
+@pytest.mark.parametrize(
+    ("args", "exc"),
+    [
+        ((None, os.O_RDONLY, 0), TypeError),
+        ((b"a\0b", os.O_RDONLY, 0), ValueError),
+        (("x", "r", 0), TypeError),
+        (("x", 2**40, 0), ValueError),
+        (("x", os.O_RDONLY, 2**40), ValueError),
+        (("x", os.O_RDONLY, "0"), TypeError),
+    ],
+)
+def test_open_file_checks_its_arguments_before_anything_is_queued(native, loop, args, exc):
+    q, _ = native
+    with pytest.raises(exc):
+        q._prepare_open_file(*args, loop.create_future())
+    assert q.prepared == 0
+
+
+def test_an_adopted_fd_takes_no_duplicate_and_serves_requests(native, loop, tmp_path):
+    q, _ = native
+    fd = os.open(tmp_path / "data", os.O_RDONLY)
+    try:
+        before = _fds()
+        q._adopt(fd)
+        q._adopt(fd)  # again: nothing changes
+        assert _fds() == before
+        fut = loop.create_future()
+        q._prepare_read_bytes(fd, 100, 10, fut)
+        settle_all(q, 1)
+        assert fut.result() == CONTENTS[100:110]
+        q.deregister(fd)
+        with pytest.raises(HandleNotRegistered):
+            q._prepare_read_bytes(fd, 0, 1, loop.create_future())
+        with pytest.raises(ValueError):
+            q._adopt(-1)
+    finally:
+        os.close(fd)

@@ -54,6 +54,8 @@ pub enum Buffers {
     Bytes(Py<PyBytes>),
     /// The buffer a `_prepare_read_file` group reads into (its bytes are copied out).
     WholeFile(Pooled),
+    /// No buffer: an `_prepare_open_file` open, settled with the new fd's `fstat` fields.
+    OpenFile,
 }
 
 /// An io_uring queue (the `io_uring` provider). Use `uringq.IoQueue`.
@@ -136,6 +138,17 @@ impl NativeQueue {
         self.ensure_open(py)?;
         let fd = args::fd(fd)?;
         self.core.register(fd).map_err(|e| to_pyerr(py, e))
+    }
+
+    /// Registers `fd` under its own number: no duplicate, no fixed slot, no system call.
+    /// For `uringq.aio`'s file objects, which own the fd they opened and deregister it
+    /// before they close it (`register` pins the open file against a caller who closes
+    /// and reuses the number; an owner that never does needs no pin).
+    fn _adopt(&self, fd: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = fd.py();
+        self.ensure_open(py)?;
+        let fd = args::fd(fd)?;
+        self.core.adopt(fd).map_err(|e| to_pyerr(py, e))
     }
 
     fn deregister(&self, fd: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -272,6 +285,27 @@ impl NativeQueue {
         let op = requests::openat(args::dir_fd(dir_fd)?, cpath, flags, mode)?;
         let extras = Extras::new(link, hardlink, timeout)?;
         self.prepare_plain(py, op, Some((name, None)), user_data, extras)
+    }
+
+    /// `uringq.aio.open`'s open: `prepare_openat(path, flags, mode, user_data=...)`
+    /// settled (by `_settle_futures`) with `(fd, st_mode, st_size, st_blksize)` of the new
+    /// fd's `fstat`, taken natively (a Python `os.stat_result` costs more than the
+    /// system call), or the `OSError` with `filename`.
+    #[pyo3(signature = (path, flags, mode, user_data))]
+    fn _prepare_open_file(
+        &self,
+        path: &Bound<'_, PyAny>,
+        flags: &Bound<'_, PyAny>,
+        mode: &Bound<'_, PyAny>,
+        user_data: Py<PyAny>,
+    ) -> PyResult<()> {
+        let py = path.py();
+        self.ensure_open(py)?;
+        let (cpath, name) = named_path(path)?;
+        let op = requests::openat(libc::AT_FDCWD, cpath, Some(flags), Some(mode))?;
+        let mut pin = Pin::new(Buffers::OpenFile, user_data);
+        pin.names = Some(Box::new((name, None)));
+        self.submit(py, op, None, Extras::untimed(false, false)?, pin)
     }
 
     #[pyo3(signature = (fd, *, user_data = None, link = false, hardlink = false))]

@@ -1,7 +1,7 @@
 //! Handing completions back to Python: `Completion` objects for `wait`, settled asyncio
 //! futures for `uringq.aio`, and the exceptions that carry completions.
 
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use pyo3::ffi;
@@ -179,6 +179,21 @@ fn settle_future(py: Python<'_>, done: Done<Pin>) -> PyResult<()> {
                 PyBytes::new(py, &bytes.as_bytes()[..n]).into_any()
             }
         }
+        (Buffers::OpenFile, None) => match out.fd.as_ref().map(|fd| fstat(fd.as_raw_fd())) {
+            Some(Ok(st)) => (out.result, st.st_mode, st.st_size, st.st_blksize)
+                .into_pyobject(py)?
+                .into_any(),
+            Some(Err(errno)) => {
+                // The fd closes with `out`: nobody receives it.
+                let error = match &payload.names {
+                    Some(names) => os_error_named(py, errno, &names.0, None),
+                    None => os_error(errno),
+                };
+                let error = error.into_value(py).into_bound(py).into_any();
+                return settle(future, intern!(py, "set_exception"), &error).map(drop);
+            }
+            None => out.result.into_pyobject(py)?.into_any(),
+        },
         (Buffers::WholeFile(buffer), None) => {
             if more {
                 py.None().into_bound(py) // the probe found more: read the file again
@@ -198,6 +213,20 @@ fn settle_future(py: Python<'_>, done: Done<Pin>) -> PyResult<()> {
         }
     }
     Ok(())
+}
+
+/// `fstat(fd)`, or the errno.
+fn fstat(fd: RawFd) -> Result<libc::stat, i32> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `st` is a valid out-pointer for one `struct stat`; it is read only after
+    // the call reported success, when the kernel has filled it.
+    if unsafe { libc::fstat(fd, st.as_mut_ptr()) } == 0 {
+        Ok(unsafe { st.assume_init() })
+    } else {
+        Err(std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO))
+    }
 }
 
 /// `future.<method>(value)` with no bound method object (issue 11: the settle is per

@@ -1,7 +1,9 @@
 //! The registered-file table behind `register`/`deregister`. Each registered fd is
 //! `dup`ed, so the open file stays reachable under its number even if the caller closes
 //! and reuses it, and, where the kernel has sparse tables (5.19+), also placed in a fixed
-//! slot so requests skip the per-request file lookup.
+//! slot so requests skip the per-request file lookup. An *adopted* fd (`adopt`: one the
+//! queue's owner opened for itself and closes only after deregistering it) is used as it
+//! is: no duplicate, no slot, no system call either way.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -19,7 +21,8 @@ const FIXED_SLOTS: u32 = 1024;
 
 #[derive(Debug)]
 struct Registration {
-    dup: OwnedFd,
+    /// The private duplicate; `None` for an adopted fd (used under its own number).
+    dup: Option<OwnedFd>,
     slot: Option<u32>,
     /// Requests on this fd whose completion has not been returned yet.
     users: usize,
@@ -98,11 +101,26 @@ impl FileTable {
         self.by_fd.insert(
             fd,
             Registration {
-                dup,
+                dup: Some(dup),
                 slot,
                 users: 0,
             },
         );
+        Ok(())
+    }
+
+    /// Registers `fd` as it is, without a duplicate or a fixed slot: for an fd whose
+    /// owner keeps it open until it has deregistered it (a file object of `uringq.aio`
+    /// and the fd it opened). Registering a registered fd again does nothing.
+    pub fn adopt(&mut self, fd: RawFd) -> Result<(), Error> {
+        if fd < 0 {
+            return Err(Error::Invalid(format!("fd must be >= 0, got {fd}")));
+        }
+        self.by_fd.entry(fd).or_insert(Registration {
+            dup: None,
+            slot: None,
+            users: 0,
+        });
         Ok(())
     }
 
@@ -130,18 +148,13 @@ impl FileTable {
         let reg = self.by_fd.get(&fd).ok_or(Error::NotRegistered(fd))?;
         Ok(match reg.slot {
             Some(slot) => Target::Fixed(slot),
-            None => Target::Fd(reg.dup.as_raw_fd()),
+            None => Target::Fd(reg.fd(fd)),
         })
     }
 
     /// The private duplicate of a registered fd (for the batch engine's own ring).
     pub fn dup_of(&self, fd: RawFd) -> Result<RawFd, Error> {
-        Ok(self
-            .by_fd
-            .get(&fd)
-            .ok_or(Error::NotRegistered(fd))?
-            .dup
-            .as_raw_fd())
+        Ok(self.by_fd.get(&fd).ok_or(Error::NotRegistered(fd))?.fd(fd))
     }
 
     pub fn acquire(&mut self, fd: RawFd) {
@@ -175,6 +188,13 @@ impl FileTable {
     pub fn clear(&mut self) {
         self.by_fd.clear();
         self.free_slots.clear();
+    }
+}
+
+impl Registration {
+    /// The descriptor requests use: the duplicate, or the adopted fd `number` itself.
+    fn fd(&self, number: RawFd) -> RawFd {
+        self.dup.as_ref().map_or(number, AsRawFd::as_raw_fd)
     }
 }
 

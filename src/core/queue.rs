@@ -163,6 +163,13 @@ impl<T: Send + 'static> Queue<T> {
         files.register(ring.io(), fd)
     }
 
+    /// Registers `fd` without a duplicate or a slot (see `FileTable::adopt`).
+    pub fn adopt(&self, fd: RawFd) -> Result<(), Error> {
+        let mut st = self.lock()?;
+        st.ring()?;
+        st.files.adopt(fd)
+    }
+
     pub fn deregister(&self, fd: RawFd) -> Result<(), Error> {
         let mut st = self.lock()?;
         let State { ring, files, .. } = &mut *st;

@@ -235,6 +235,42 @@ fn deregister_is_refused_while_in_use_and_pins_the_file() {
 }
 
 #[test]
+fn an_adopted_fd_is_used_under_its_own_number_with_no_duplicate() {
+    let (_dir, f) = data_file(4096);
+    let q: Queue<Vec<u8>> = Queue::new(2, 4).unwrap();
+    let fd = f.as_raw_fd();
+    assert!(matches!(q.adopt(-1), Err(Error::Invalid(_))));
+    let probe = || {
+        // SAFETY: dup of a live descriptor, closed at once: the lowest free number.
+        let n = unsafe { libc::dup(fd) };
+        unsafe { libc::close(n) };
+        n
+    };
+    let free = probe();
+    q.adopt(fd).unwrap();
+    q.adopt(fd).unwrap(); // again: nothing changes
+    assert_eq!(probe(), free, "adopting took no descriptor");
+    // A batch gets its own descriptor of the same file.
+    let lent = q.lend_file(fd).unwrap();
+    assert_ne!(lent.as_raw_fd(), fd);
+    drop(lent);
+    read(&q, fd, 4, 4);
+    assert!(matches!(q.deregister(fd), Err(Error::Busy(_))));
+    q.commit().unwrap();
+    let done = q.wait(1, 1, None, no_check).unwrap();
+    assert_eq!(
+        (done[0].result, done[0].payload.clone()),
+        (4, vec![4, 5, 6, 7])
+    );
+    q.deregister(fd).unwrap();
+    assert!(matches!(q.deregister(fd), Err(Error::NotRegistered(_))));
+    // The caller's fd was never touched.
+    // SAFETY: fcntl(F_GETFD) on a descriptor `f` owns.
+    assert!(unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0);
+    q.close(false).unwrap();
+}
+
+#[test]
 fn completions_left_behind_by_max_events_keep_the_eventfd_readable() {
     let (_dir, f) = data_file(4096);
     let q: Queue<Vec<u8>> = Queue::new(4, 8).unwrap();

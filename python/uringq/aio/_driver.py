@@ -130,8 +130,10 @@ class Driver(Operations):
         "_schedule",
         "_settle_futures",
         "_wait",
+        "adopt",
         "closed",
         "loop",
+        "prepare_open_file",
         "queue",
         "read",
         "read_into",
@@ -143,6 +145,13 @@ class Driver(Operations):
     read_into: Callable[[int, int, Buffer], asyncio.Future[int]]
     """``read_into(fd, offset, buf)``: read ``len(buf)`` bytes at ``offset`` into ``buf``;
     the result is bytes read."""
+    prepare_open_file: Callable[..., None] | None
+    """For :meth:`call`, on the native queue (else None): ``(path, flags, mode)`` opened
+    as ``openat`` does, the future's result ``(fd, st_mode, st_size, st_blksize)`` from
+    the new fd's ``fstat`` (an fd nobody takes is closed)."""
+    adopt: Callable[[int], None]
+    """Register an fd this process opened for a file object that deregisters it before
+    closing it: no ``dup``, no fixed slot, no system call (``register`` elsewhere)."""
 
     def __init__(
         self,
@@ -179,6 +188,11 @@ class Driver(Operations):
         self._closing_fds: dict[int, bool] = {}  # fd -> os.close() it once deregistered
         self._retry_handle: asyncio.TimerHandle | None = None
         self._ops = {name for name in OPERATIONS if hasattr(queue, name)}
+        # uringq.aio.open's open on the native queue: OPENAT settled with the new fd's
+        # fstat fields (no os.stat_result), the fd adopted (registered without a dup).
+        open_file = getattr(queue, "_prepare_open_file", None)
+        self.prepare_open_file = open_file if native and self._fast_open else None
+        self.adopt = getattr(queue, "_adopt", queue.register)
         # The hot methods: on the native queue one native call per request and per flush
         # (issue 11), else the Python versions below.
         bind = getattr(queue, "_aio_bind", None)

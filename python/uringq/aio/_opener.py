@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 from uringq.aio._base import Ready, done_future
 from uringq.aio._buffered import AsyncBufferedRandom, AsyncBufferedReader, AsyncBufferedWriter
 from uringq.aio._driver import get_driver
-from uringq.aio._raw import AsyncFileIO
+from uringq.aio._raw import AsyncFileIO, FileStat
 from uringq.aio._text import AsyncTextIOWrapper, check_newline
 
 if TYPE_CHECKING:
@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from uringq.aio._driver import Driver
 
 __all__ = ["Mode", "Opening", "open", "parse_mode"]
+
+_NO_KWARGS: dict[str, Any] = {}  # shared, never changed
 
 
 class Mode(NamedTuple):
@@ -267,36 +269,47 @@ async def _open(request: Opening) -> AsyncFile:
     loop, provider = request.loop, request.provider
     driver = get_driver(loop) if provider is None else get_driver(loop, provider=provider)
     file, opener = request.file, request.opener
-    if isinstance(file, int):
-        fd = file
-    elif opener is not None:
-        fd = opener(file, request.flags)
-        if not isinstance(fd, int):
-            raise TypeError("expected integer from opener")
-        if fd < 0:
-            raise ValueError(f"opener returned {fd}")
-    else:
-        opening = driver.openat(file, request.flags, request.perms)
+    open_file = driver.prepare_open_file
+    if open_file is not None and opener is None and not isinstance(file, int):
+        # The native open (the aiofiles-style hot path): the fstat comes with the fd,
+        # which this file object owns, so it is adopted rather than registered.
+        opening = driver.call(open_file, (file, request.flags, request.perms), _NO_KWARGS)
         try:
-            fd = await opening
+            fd, mode, size, blksize = await opening
         except asyncio.CancelledError:  # _workers.take_fd, inline: the hot path
             if opening.done() and not opening.cancelled() and opening.exception() is None:
-                os.close(opening.result())
+                os.close(opening.result()[0])
             raise
+        register = driver.adopt
+    else:
+        if isinstance(file, int):
+            fd = file
+        elif opener is not None:
+            fd = opener(file, request.flags)
+            if not isinstance(fd, int):
+                raise TypeError("expected integer from opener")
+            if fd < 0:
+                raise ValueError(f"opener returned {fd}")
+        else:
+            fd = await _open_fd(driver, file, request)
+        try:
+            st = os.fstat(fd)
+        except BaseException:
+            if not isinstance(file, int):  # a caller's fd stays the caller's
+                os.close(fd)
+            raise
+        mode, size, blksize = st.st_mode, st.st_size, st.st_blksize
+        register = driver.queue.register
     owned = not isinstance(file, int)  # a caller's fd stays the caller's if FileIO fails
-    try:
-        st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), file)
-    except BaseException:
+    if stat.S_ISDIR(mode):
         if owned:
             os.close(fd)
-        raise
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), file)
     registered = False
     try:
-        driver.queue.register(fd)  # Driver.register, inline: the hot path
+        register(fd)
         registered = True
-        obj = request.obj = _layers(driver, fd, st, request)
+        obj = request.obj = _layers(driver, fd, (mode, size, blksize), request)
         return obj
     except BaseException:
         if registered:
@@ -306,10 +319,21 @@ async def _open(request: Opening) -> AsyncFile:
         raise
 
 
-def _position(fd: int, st: os.stat_result, appending: bool, *, fresh: bool) -> int | None:
+async def _open_fd(driver: Driver, file: Any, request: Opening) -> int:
+    """``openat`` on the loop's queue (the worker pool where it lacks the opcode)."""
+    opening = driver.openat(file, request.flags, request.perms)
+    try:
+        return await opening
+    except asyncio.CancelledError:
+        if opening.done() and not opening.cancelled() and opening.exception() is None:
+            os.close(opening.result())
+        raise
+
+
+def _position(fd: int, mode: int, appending: bool, *, fresh: bool) -> int | None:
     """Where a new file object starts: the fd's offset (the end in ``a`` modes); None for
     a file that cannot seek. A regular file opened a moment ago is at 0 (no call)."""
-    if fresh and not appending and stat.S_ISREG(st.st_mode):
+    if fresh and not appending and stat.S_ISREG(mode):
         return 0
     try:
         return os.lseek(fd, 0, os.SEEK_END if appending else os.SEEK_CUR)
@@ -317,16 +341,16 @@ def _position(fd: int, st: os.stat_result, appending: bool, *, fresh: bool) -> i
         return None
 
 
-def _layers(driver: Driver, fd: int, st: os.stat_result, request: Opening) -> AsyncFile:
+def _layers(driver: Driver, fd: int, st: FileStat, request: Opening) -> AsyncFile:
     """Build the raw, buffered and text layers as the builtin does."""
     parsed, buffering, file = request.parsed, request.buffering, request.file
     readable = parsed.reading or parsed.updating
     writable = not parsed.reading or parsed.updating
-    mode = st.st_mode
+    mode, _, blksize = st
     if parsed.reading and stat.S_ISREG(mode) and not isinstance(file, int):
         position: int | None = 0  # _position's answer for the common case, without a call
     else:
-        position = _position(fd, st, parsed.appending, fresh=not isinstance(file, int))
+        position = _position(fd, mode, parsed.appending, fresh=not isinstance(file, int))
     raw = AsyncFileIO(
         driver,
         fd,
@@ -342,7 +366,7 @@ def _layers(driver: Driver, fd: int, st: os.stat_result, request: Opening) -> As
             buffering = -1
             line_buffering = True
         if buffering < 0:
-            buffering = st.st_blksize if st.st_blksize > 1 else io.DEFAULT_BUFFER_SIZE
+            buffering = blksize if blksize > 1 else io.DEFAULT_BUFFER_SIZE
         if buffering == 0:
             if not parsed.text:
                 return raw

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
     from uringq.aio._driver import Driver
 
-__all__ = ["AsyncFileIO", "Positional"]
+__all__ = ["AsyncFileIO", "FileStat", "Positional"]
 
 _PROBE: Final = 8192  # the read past the expected end that confirms EOF in readall()
 _ONE_READ: Final = 1 << 20  # readall() up to this size: one read (see _read_all)
@@ -61,6 +61,11 @@ _AHEAD_MAX: Final = 262144  # ... doubling up to this
 
 def _closed_future(driver: Driver) -> asyncio.Future[Any]:
     return failed(driver.loop, ValueError(CLOSED))
+
+
+FileStat = tuple[int, int, int]
+"""What a new file object needs of the ``fstat`` at its open: ``(st_mode, st_size,
+st_blksize)``."""
 
 
 class Positional:
@@ -145,7 +150,7 @@ class AsyncFileIO(Positional, AsyncFile):
         *,
         flags: tuple[bool, bool, bool, bool],
         closefd: bool,
-        st: os.stat_result,
+        st: FileStat,
         position: int | None,
     ) -> None:
         self._driver = driver
@@ -156,12 +161,11 @@ class AsyncFileIO(Positional, AsyncFile):
         self._closing = False
         self._stream = position is None
         self._pos = position or 0
-        self._size = st.st_size  # a hint for readall(): fstat at open, then what we saw
+        mode, self._size, self.blksize = st  # _size: a hint for readall(), then what we saw
         # A read-only regular file: close(2) has nothing to flush and no error that could
         # matter, and returns at once; it is closed on the loop's thread (no queue turn).
-        self._quiet_close = not self._writable and stat.S_ISREG(st.st_mode)
+        self._quiet_close = not self._writable and stat.S_ISREG(mode)
         self._turn = Turn()
-        self.blksize = st.st_blksize
         self._ahead = b""  # read ahead for the buffered layer: the bytes from _ahead_at on
         self._ahead_at = 0
         self._ahead_size = 0
