@@ -307,6 +307,18 @@ def _fds() -> set[int]:
     return {int(n) for n in os.listdir("/proc/self/fd")}
 
 
+def settle_done(q, futs) -> None:
+    """Commit and settle until every future is done (an open's read is queued when the
+    open's completion is settled: it needs a commit of its own)."""
+    deadline = time.monotonic() + 5
+    while not all(f.done() for f in futs) and time.monotonic() < deadline:
+        if q.prepared:
+            q.commit()
+        q._settle_futures(0.1)
+    assert all(f.done() for f in futs)
+    assert q.in_flight == 0
+
+
 def test_open_file_settles_with_the_fds_fstat(native, loop, tmp_path):
     q, _ = native
     path = tmp_path / "data"
@@ -316,7 +328,8 @@ def test_open_file_settles_with_the_fds_fstat(native, loop, tmp_path):
     q._prepare_open_file(str(tmp_path / "missing"), os.O_RDONLY | os.O_CLOEXEC, 0, futs[2])
     assert settle_all(q, 3) == 3
     for fut, name in zip(futs[:2], [path, tmp_path], strict=True):
-        fd, mode, size, blksize = fut.result()
+        fd, mode, size, blksize, content = fut.result()
+        assert content is None  # no prefetch asked
         try:
             st = os.fstat(fd)
             assert (mode, size, blksize) == (st.st_mode, st.st_size, st.st_blksize)
@@ -382,3 +395,86 @@ def test_an_adopted_fd_takes_no_duplicate_and_serves_requests(native, loop, tmp_
             q._adopt(-1)
     finally:
         os.close(fd)
+
+
+@pytest.mark.parametrize("size", [1, 4095, 65536])
+def test_open_file_reads_a_small_regular_file_with_the_open(native, loop, tmp_path, size):
+    q, _ = native
+    path = tmp_path / "small"
+    data = os.urandom(size)
+    path.write_bytes(data)
+    fits, too_small = loop.create_future(), loop.create_future()
+    q._prepare_open_file(path, os.O_RDONLY | os.O_CLOEXEC, 0, fits, prefetch=size)
+    q._prepare_open_file(path, os.O_RDONLY | os.O_CLOEXEC, 0, too_small, prefetch=size - 1)
+    settle_done(q, [fits, too_small])
+    fd, _, st_size, _, (content, stamp) = fits.result()
+    other, _, _, _, none = too_small.result()
+    try:
+        assert (content, st_size, none) == (data, size, None)
+        assert os.lseek(fd, 0, os.SEEK_CUR) == 0  # read at offset 0: the fd did not move
+        assert q._file_stamp(fd) == stamp
+        with open(path, "r+b") as f:  # the same size, written again: another stamp
+            f.write(bytes([data[0] ^ 1]))
+        assert q._file_stamp(fd) != stamp
+        assert q._file_stamp(10**6) == 0  # no such fd
+    finally:
+        os.close(fd)
+        os.close(other)
+
+
+@pytest.mark.parametrize("kind", ["empty", "directory", "fifo with data", "proc"])
+def test_open_file_never_reads_what_is_not_a_sized_regular_file(native, loop, tmp_path, kind):
+    q, _ = native
+    path = {
+        "empty": tmp_path / "empty",
+        "directory": tmp_path,
+        "fifo with data": tmp_path / "fifo",
+        "proc": "/proc/self/status",
+    }[kind]
+    writer = None
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "fifo with data":
+        os.mkfifo(path)
+        reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # lets the writer open
+        writer = os.open(path, os.O_WRONLY)
+        os.write(writer, b"not yours")
+        os.close(reader)
+    fut = loop.create_future()
+    q._prepare_open_file(path, os.O_RDONLY | os.O_CLOEXEC, 0, fut, prefetch=1 << 20)
+    settle_done(q, [fut])
+    fd, *_, content = fut.result()
+    try:
+        assert content is None
+        if writer is not None:  # the FIFO's data is all still there
+            assert os.read(fd, 100) == b"not yours"
+    finally:
+        os.close(fd)
+        if writer is not None:
+            os.close(writer)
+
+
+def test_open_file_closes_the_fd_when_cancelled_while_it_reads(native, loop, tmp_path):
+    q, _ = native
+    path = tmp_path / "data"
+    before = _fds()
+    futs = [loop.create_future() for _ in range(6)]
+    for fut in futs:
+        q._prepare_open_file(path, os.O_RDONLY | os.O_CLOEXEC, 0, fut, prefetch=1 << 16)
+    q.commit()
+    deadline = time.monotonic() + 5
+    while q.in_flight and time.monotonic() < deadline:
+        # Settling the opens queues their reads: cancel every other open in between.
+        q._settle_futures(0.1)
+        for fut in futs[::2]:
+            fut.cancel()
+        if q.prepared:
+            q.commit()
+    assert q.in_flight == 0
+    assert all(fut.cancelled() for fut in futs[::2])
+    taken = [fut.result() for fut in futs[1::2]]
+    assert all(content == (CONTENTS, q._file_stamp(fd)) for fd, *_, content in taken)
+    assert _fds() == before | {fd for fd, *_ in taken}
+    for fd, *_ in taken:
+        os.close(fd)
+    assert _fds() == before

@@ -270,3 +270,92 @@ def test_a_file_opened_by_path_takes_one_fd_where_the_queue_can_adopt_it(
         assert await _fds_back_to(before) == before
 
     run(main)
+
+
+# -- a small file's content read with the open (io_uring; the others read at read time) ----
+def _rewrite(path: Path, how: str) -> None:
+    """Change ``path`` as a writer next to the reader would."""
+    if how == "same size":
+        with open(path, "r+b") as f:
+            f.write(b"X" * 10)
+    elif how == "append":
+        with open(path, "ab") as f:
+            f.write(b"appended")
+    elif how == "truncate":
+        os.truncate(path, 7)
+    else:  # replaced: the open file is the old one, for the builtin too
+        tmp = path.with_suffix(".new")
+        tmp.write_bytes(b"a new file")
+        os.replace(tmp, path)
+
+
+WRITERS = ["same size", "append", "truncate", "replace"]
+
+
+@pytest.mark.parametrize("how", WRITERS)
+@pytest.mark.parametrize("when", ["in the same step", "while the task yields"])
+def test_a_write_between_the_open_and_the_read_is_seen_as_by_the_builtin(
+    run: Any, tmp_path: Path, how: str, when: str
+) -> None:
+    path = tmp_path / "f.bin"
+    original = _content(5000)
+    path.write_bytes(original)
+    with open(path, "rb") as theirs:  # the oracle
+        _rewrite(path, how)
+        expected = [theirs.read(), theirs.read()]
+    path.write_bytes(original)
+
+    async def main() -> None:
+        async with aio.open(path, "rb") as f:
+            if when == "in the same step":
+                _rewrite(path, how)
+            else:
+                await asyncio.gather(asyncio.to_thread(_rewrite, path, how), asyncio.sleep(0))
+            assert [await f.read(), await f.read()] == expected
+
+    run(main)
+
+
+def test_another_task_writing_while_the_reader_yields_is_seen(run: Any, tmp_path: Path) -> None:
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"first\n")
+
+    async def writer() -> None:
+        with open(path, "ab") as f:  # the same loop, another task: no thread, no timestamp tick
+            f.write(b"second\n")
+
+    async def main() -> None:
+        async with aio.open(path) as f:
+            await asyncio.create_task(writer())
+            assert await f.read() == "first\nsecond\n"
+
+    run(main)
+
+
+@pytest.mark.parametrize("size", [0, 1, 100, 65_535, 65_536, 65_537, 200_000])
+@pytest.mark.parametrize("mode", ["rb", "r"])
+def test_files_around_the_open_read_limit_read_as_with_the_builtin(
+    run: Any, tmp_path: Path, size: int, mode: str
+) -> None:
+    path = tmp_path / "f"
+    lines = b"".join(b"line %d\n" % i for i in range(size // 7 + 1))[:size]
+    path.write_bytes(lines)
+
+    def script(f: Any) -> list[Any]:
+        """The same calls on the builtin file (the oracle) as on ours (below)."""
+        return [f.read(3), f.readline(), f.read(10_000), f.tell(), f.readlines(), f.read()]
+
+    with open(path, mode) as theirs:
+        expected = script(theirs)
+
+    async def main() -> None:
+        async with aio.open(path, mode) as f:
+            got = [await f.read(3), await f.readline(), await f.read(10_000), await f.tell()]
+            got += [await f.readlines(), await f.read()]
+            assert got == expected
+        async with aio.open(path, mode) as f:
+            assert [line async for line in f] == expected_lines
+
+    with open(path, mode) as theirs:
+        expected_lines = list(theirs)
+    run(main)

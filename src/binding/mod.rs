@@ -7,6 +7,7 @@ mod batch;
 mod buffer;
 mod completion;
 mod errors;
+mod open_file;
 mod pool;
 mod queue;
 mod reap;

@@ -15,6 +15,7 @@ use super::aio::AioHooks;
 use super::args;
 use super::buffer::{uninit_bytes, Access, RawBuffer};
 use super::errors::to_pyerr;
+use super::open_file::Prefetch;
 use super::pool::{Pool, Pooled};
 use super::requests::{self, named_path, Extras};
 use crate::core::{BatchCache, BatchDir, Error, Op, Queue};
@@ -54,8 +55,13 @@ pub enum Buffers {
     Bytes(Py<PyBytes>),
     /// The buffer a `_prepare_read_file` group reads into (its bytes are copied out).
     WholeFile(Pooled),
-    /// No buffer: an `_prepare_open_file` open, settled with the new fd's `fstat` fields.
-    OpenFile,
+    /// No buffer: an `_prepare_open_file` open, settled with the new fd's `fstat` fields
+    /// (and the content of a regular file of up to `prefetch` bytes: see `open_file`).
+    OpenFile {
+        prefetch: usize,
+    },
+    /// The read an `_prepare_open_file` open makes of its file.
+    Prefetch(Box<Prefetch>),
 }
 
 /// An io_uring queue (the `io_uring` provider). Use `uringq.IoQueue`.
@@ -149,6 +155,13 @@ impl NativeQueue {
         self.ensure_open(py)?;
         let fd = args::fd(fd)?;
         self.core.adopt(fd).map_err(|e| to_pyerr(py, e))
+    }
+
+    /// A number that changes when the file `fd` is open on may have changed (its size,
+    /// times, inode), as `_prepare_open_file` gives with the content it read; 0 if
+    /// `fstat` fails.
+    fn _file_stamp(&self, fd: &Bound<'_, PyAny>) -> PyResult<u64> {
+        Ok(super::open_file::file_stamp(args::fd(fd)?))
     }
 
     fn deregister(&self, fd: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -288,22 +301,27 @@ impl NativeQueue {
     }
 
     /// `uringq.aio.open`'s open: `prepare_openat(path, flags, mode, user_data=...)`
-    /// settled (by `_settle_futures`) with `(fd, st_mode, st_size, st_blksize)` of the new
-    /// fd's `fstat`, taken natively (a Python `os.stat_result` costs more than the
-    /// system call), or the `OSError` with `filename`.
-    #[pyo3(signature = (path, flags, mode, user_data))]
+    /// settled (by `_settle_futures`) with `(fd, st_mode, st_size, st_blksize, data)`:
+    /// the new fd's `fstat`, taken natively (a Python `os.stat_result` costs more than
+    /// the system call), and `data`, the whole content of a regular file of 1 to
+    /// `prefetch` bytes read on the queue before the future settles (else `None`); or
+    /// the `OSError` with `filename`.
+    #[pyo3(signature = (path, flags, mode, user_data, *, prefetch = 0))]
     fn _prepare_open_file(
         &self,
         path: &Bound<'_, PyAny>,
         flags: &Bound<'_, PyAny>,
         mode: &Bound<'_, PyAny>,
         user_data: Py<PyAny>,
+        prefetch: usize,
     ) -> PyResult<()> {
         let py = path.py();
         self.ensure_open(py)?;
         let (cpath, name) = named_path(path)?;
         let op = requests::openat(libc::AT_FDCWD, cpath, Some(flags), Some(mode))?;
-        let mut pin = Pin::new(Buffers::OpenFile, user_data);
+        // The read asks for one byte more than the size, in one new bytes object.
+        let prefetch = prefetch.min(isize::MAX as usize - 1);
+        let mut pin = Pin::new(Buffers::OpenFile { prefetch }, user_data);
         pin.names = Some(Box::new((name, None)));
         self.submit(py, op, None, Extras::untimed(false, false)?, pin)
     }

@@ -1,7 +1,7 @@
 //! Handing completions back to Python: `Completion` objects for `wait`, settled asyncio
 //! futures for `uringq.aio`, and the exceptions that carry completions.
 
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use pyo3::ffi;
@@ -137,7 +137,7 @@ impl NativeQueue {
         let count = done.len();
         let mut first_error = None;
         for item in done {
-            if let Err(e) = settle_future(py, item) {
+            if let Err(e) = settle_future(self, py, item) {
                 first_error.get_or_insert(e);
             }
         }
@@ -153,7 +153,7 @@ impl NativeQueue {
 /// `_prepare_read_bytes`), the new fd, the stat result or the count; `set_exception`
 /// with the `OSError`. A future that is already done (cancelled) just lets the request's
 /// buffers go (and an opened fd is closed: nobody can receive it).
-fn settle_future(py: Python<'_>, done: Done<Pin>) -> PyResult<()> {
+fn settle_future(queue: &NativeQueue, py: Python<'_>, done: Done<Pin>) -> PyResult<()> {
     let Done {
         payload,
         result,
@@ -161,6 +161,25 @@ fn settle_future(py: Python<'_>, done: Done<Pin>) -> PyResult<()> {
         more,
         ..
     } = done;
+    // `uringq.aio.open`'s open and its read (see `open_file`).
+    match (&payload.buffers, extra) {
+        (Buffers::OpenFile { prefetch }, Extra::Fd(fd)) => {
+            let prefetch = *prefetch;
+            queue.settle_open(py, payload, fd, prefetch)
+        }
+        (Buffers::Prefetch(_), _) => queue.settle_prefetched(py, payload, result),
+        (_, extra) => settle_plain(py, payload, result, extra, more),
+    }
+}
+
+/// [`settle_future`] for every request but an open's.
+fn settle_plain(
+    py: Python<'_>,
+    payload: Pin,
+    result: i32,
+    extra: Extra,
+    more: bool,
+) -> PyResult<()> {
     let future = payload.user_data.bind(py);
     let out = outcome(py, &payload, result, extra)?;
     if let Some(error) = out.error {
@@ -179,21 +198,6 @@ fn settle_future(py: Python<'_>, done: Done<Pin>) -> PyResult<()> {
                 PyBytes::new(py, &bytes.as_bytes()[..n]).into_any()
             }
         }
-        (Buffers::OpenFile, None) => match out.fd.as_ref().map(|fd| fstat(fd.as_raw_fd())) {
-            Some(Ok(st)) => (out.result, st.st_mode, st.st_size, st.st_blksize)
-                .into_pyobject(py)?
-                .into_any(),
-            Some(Err(errno)) => {
-                // The fd closes with `out`: nobody receives it.
-                let error = match &payload.names {
-                    Some(names) => os_error_named(py, errno, &names.0, None),
-                    None => os_error(errno),
-                };
-                let error = error.into_value(py).into_bound(py).into_any();
-                return settle(future, intern!(py, "set_exception"), &error).map(drop);
-            }
-            None => out.result.into_pyobject(py)?.into_any(),
-        },
         (Buffers::WholeFile(buffer), None) => {
             if more {
                 py.None().into_bound(py) // the probe found more: read the file again
@@ -215,25 +219,11 @@ fn settle_future(py: Python<'_>, done: Done<Pin>) -> PyResult<()> {
     Ok(())
 }
 
-/// `fstat(fd)`, or the errno.
-fn fstat(fd: RawFd) -> Result<libc::stat, i32> {
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: `st` is a valid out-pointer for one `struct stat`; it is read only after
-    // the call reported success, when the kernel has filled it.
-    if unsafe { libc::fstat(fd, st.as_mut_ptr()) } == 0 {
-        Ok(unsafe { st.assume_init() })
-    } else {
-        Err(std::io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EIO))
-    }
-}
-
 /// `future.<method>(value)` with no bound method object (issue 11: the settle is per
 /// completion); false if the future refused because it is already done (cancelled): the
 /// caller then lets the request's buffers (and a new fd) go. Asking `done()` only after
 /// a refusal saves a call per completion.
-fn settle(
+pub(super) fn settle(
     future: &Bound<'_, PyAny>,
     method: &Bound<'_, PyString>,
     value: &Bound<'_, PyAny>,

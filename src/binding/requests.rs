@@ -49,6 +49,7 @@ impl NativeQueue {
             op,
             file,
             slot: None,
+            held_fd: None,
             link: extras.link,
             deadline: extras.deadline,
         };

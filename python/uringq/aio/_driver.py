@@ -100,6 +100,11 @@ def _no_driver() -> Driver | None:
 _last: Callable[[], Driver | None] = _no_driver
 
 
+def _no_stamp(fd: int) -> int:
+    """``Driver.file_stamp`` where the queue has none (nothing is read with an open)."""
+    return 0
+
+
 class Driver(Operations):
     """The queue of one event loop and the glue between its completions and futures.
 
@@ -132,6 +137,8 @@ class Driver(Operations):
         "_wait",
         "adopt",
         "closed",
+        "file_stamp",
+        "generation",
         "loop",
         "prepare_open_file",
         "queue",
@@ -147,8 +154,19 @@ class Driver(Operations):
     the result is bytes read."""
     prepare_open_file: Callable[..., None] | None
     """For :meth:`call`, on the native queue (else None): ``(path, flags, mode)`` opened
-    as ``openat`` does, the future's result ``(fd, st_mode, st_size, st_blksize)`` from
-    the new fd's ``fstat`` (an fd nobody takes is closed)."""
+    as ``openat`` does, the future's result ``(fd, st_mode, st_size, st_blksize,
+    content)`` from the new fd's ``fstat`` (an fd nobody takes is closed); with
+    ``prefetch=n`` a regular file of 1 to ``n`` bytes is read before the future settles,
+    ``content`` being ``(data, stamp)`` (``len(data) > st_size`` if it grew meanwhile;
+    ``stamp``: :attr:`file_stamp` at the open), else ``None``."""
+    file_stamp: Callable[[int], int]
+    """A number that changes when the file an fd is open on may have changed (size,
+    times, inode): checked before content read with the open serves a read."""
+    generation: int
+    """Counts the driver's loop callbacks (flushes and reaps): the content an open read
+    with the file (:attr:`prepare_open_file`) serves reads only while it is unchanged,
+    that is before the loop runs anything else after the open's task resumed (every
+    delivery schedules a flush behind that task)."""
     adopt: Callable[[int], None]
     """Register an fd this process opened for a file object that deregisters it before
     closing it: no ``dup``, no fixed slot, no system call (``register`` elsewhere)."""
@@ -166,6 +184,7 @@ class Driver(Operations):
         self.loop = loop
         self.queue = queue = IoQueue(sq_entries, cq_entries, provider=provider)
         self.closed = False
+        self.generation = 0
         # Bound once: the request path makes no attribute lookups it can avoid.
         self._prepare_read = queue.prepare_read
         self._prepare_write = queue.prepare_write
@@ -193,6 +212,7 @@ class Driver(Operations):
         open_file = getattr(queue, "_prepare_open_file", None)
         self.prepare_open_file = open_file if native and self._fast_open else None
         self.adopt = getattr(queue, "_adopt", queue.register)
+        self.file_stamp = getattr(queue, "_file_stamp", _no_stamp)
         # The hot methods: on the native queue one native call per request and per flush
         # (issue 11), else the Python versions below.
         bind = getattr(queue, "_aio_bind", None)
@@ -427,6 +447,7 @@ class Driver(Operations):
     def _flush_bound(self) -> None:
         """The native queue's flush (``_aio_flush``: commit, settle, schedule the next one,
         as :meth:`_flush`), then the backlog and deferred deregistrations."""
+        self.generation += 1
         if self.closed:
             return
         assert self._flush_native is not None
@@ -465,6 +486,7 @@ class Driver(Operations):
 
         Returns how many completions it took.
         """
+        self.generation += 1
         if self.closed:
             return 0
         settle = self._settle_futures

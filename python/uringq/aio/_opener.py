@@ -42,6 +42,11 @@ if TYPE_CHECKING:
 __all__ = ["Mode", "Opening", "open", "parse_mode"]
 
 _NO_KWARGS: dict[str, Any] = {}  # shared, never changed
+_ACCESS = os.O_RDONLY | os.O_WRONLY | os.O_RDWR
+PREFETCH_MAX = 65536
+"""The largest file whose content an ``open`` for reading fetches with the open (one
+loop turn for ``async with open(p) as f: await f.read()`` instead of two)."""
+_PREFETCH: dict[str, Any] = {"prefetch": PREFETCH_MAX}
 
 
 class Mode(NamedTuple):
@@ -273,9 +278,12 @@ async def _open(request: Opening) -> AsyncFile:
     if open_file is not None and opener is None and not isinstance(file, int):
         # The native open (the aiofiles-style hot path): the fstat comes with the fd,
         # which this file object owns, so it is adopted rather than registered.
-        opening = driver.call(open_file, (file, request.flags, request.perms), _NO_KWARGS)
+        # A small regular file opened only to be read comes with its content: reads made
+        # before this task yields to the loop again are served from it (AsyncFileIO).
+        kwargs = _PREFETCH if request.flags & _ACCESS == os.O_RDONLY else _NO_KWARGS
+        opening = driver.call(open_file, (file, request.flags, request.perms), kwargs)
         try:
-            fd, mode, size, blksize = await opening
+            fd, mode, size, blksize, content = await opening
         except asyncio.CancelledError:  # _workers.take_fd, inline: the hot path
             if opening.done() and not opening.cancelled() and opening.exception() is None:
                 os.close(opening.result()[0])
@@ -300,6 +308,7 @@ async def _open(request: Opening) -> AsyncFile:
             raise
         mode, size, blksize = st.st_mode, st.st_size, st.st_blksize
         register = driver.queue.register
+        content = None
     owned = not isinstance(file, int)  # a caller's fd stays the caller's if FileIO fails
     if stat.S_ISDIR(mode):
         if owned:
@@ -309,7 +318,7 @@ async def _open(request: Opening) -> AsyncFile:
     try:
         register(fd)
         registered = True
-        obj = request.obj = _layers(driver, fd, (mode, size, blksize), request)
+        obj = request.obj = _layers(driver, fd, (mode, size, blksize), request, content)
         return obj
     except BaseException:
         if registered:
@@ -341,8 +350,11 @@ def _position(fd: int, mode: int, appending: bool, *, fresh: bool) -> int | None
         return None
 
 
-def _layers(driver: Driver, fd: int, st: FileStat, request: Opening) -> AsyncFile:
-    """Build the raw, buffered and text layers as the builtin does."""
+def _layers(
+    driver: Driver, fd: int, st: FileStat, request: Opening, content: tuple[bytes, int] | None
+) -> AsyncFile:
+    """Build the raw, buffered and text layers as the builtin does; ``content``: the
+    whole file, read with the open (see ``AsyncFileIO``)."""
     parsed, buffering, file = request.parsed, request.buffering, request.file
     readable = parsed.reading or parsed.updating
     writable = not parsed.reading or parsed.updating
@@ -359,6 +371,7 @@ def _layers(driver: Driver, fd: int, st: FileStat, request: Opening) -> AsyncFil
         closefd=request.closefd,
         st=st,
         position=position,
+        content=content,
     )
     try:
         line_buffering = False

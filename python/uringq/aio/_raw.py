@@ -130,6 +130,8 @@ class AsyncFileIO(Positional, AsyncFile):
         "_created",
         "_driver",
         "_fd",
+        "_fresh",
+        "_fresh_stamp",
         "_name",
         "_next",
         "_pos",
@@ -152,6 +154,7 @@ class AsyncFileIO(Positional, AsyncFile):
         closefd: bool,
         st: FileStat,
         position: int | None,
+        content: tuple[bytes, int] | None = None,
     ) -> None:
         self._driver = driver
         self._fd = fd
@@ -170,6 +173,16 @@ class AsyncFileIO(Positional, AsyncFile):
         self._ahead_at = 0
         self._ahead_size = 0
         self._next = -1  # where the last read-ahead read ended
+        # The whole file, read with the open (one byte more than its size was asked:
+        # shorter proves EOF). It serves reads while the driver's generation is the one
+        # it was delivered in (until the loop runs anything else: no write made while
+        # this task yielded is missed) and the file's stamp is the open's (no write
+        # made meanwhile by this task's own code either). -1: no such content.
+        self._fresh = -1
+        if content is not None and len(content[0]) <= self._size:
+            self._ahead, self._fresh_stamp = content
+            self._next = len(self._ahead)
+            self._fresh = driver.generation
 
     # -- attributes -----------------------------------------------------------------------
     @property
@@ -286,6 +299,10 @@ class AsyncFileIO(Positional, AsyncFile):
         pos = self._pos
         ahead = self._ahead
         start = pos - self._ahead_at
+        if self._fresh >= 0 and self._fresh_content():  # the file to its end
+            data = ahead[start : start + size]
+            self._pos = pos + len(data)
+            return data
         if start >= 0 and start + size <= len(ahead):
             self._pos = pos + size
             return ahead[start : start + size]
@@ -323,6 +340,16 @@ class AsyncFileIO(Positional, AsyncFile):
     def _drop_ahead(self) -> None:
         self._ahead = b""
         self._next = -1
+        self._fresh = -1
+
+    def _fresh_content(self) -> bool:
+        """True while the content read with the open may serve reads (see ``_fresh``);
+        else it is dropped."""
+        driver = self._driver
+        if self._fresh == driver.generation and driver.file_stamp(self._fd) == self._fresh_stamp:
+            return True
+        self._drop_ahead()
+        return False
 
     async def _read_all(self) -> bytes:
         """Read to EOF from the position: the size from ``fstat``, then one read of it and
@@ -337,6 +364,12 @@ class AsyncFileIO(Positional, AsyncFile):
                 chunks.append(data)
             return b"".join(chunks)
         start = self._pos
+        if self._fresh >= 0 and self._fresh_content():  # the file to its end
+            ahead = self._ahead
+            if start >= len(ahead):
+                return b""
+            self._pos = len(ahead)
+            return ahead[start:] if start else ahead
         want = self._size - start  # a hint only: the read past it confirms EOF
         if 0 < want <= _ONE_READ:
             data = await read(fd, want + _PROBE, start)
