@@ -6,10 +6,12 @@
 //! loop again (see `AsyncFileIO._prefetched`), so no write made after the open is missed.
 //!
 //! The `fstat` decides: only a regular file of 1 to `prefetch` bytes is read (a FIFO,
-//! a tty or a device is never read before the caller asks), at offset 0 (the fd's own
-//! offset does not move), one byte more than its size so that a complete read proves
-//! EOF. A read that cannot be queued or that fails settles the open without content:
-//! the caller's own read then meets the error.
+//! a tty or a device is never read before the caller asks), its size at offset 0 (the
+//! fd's own offset does not move). The content comes with the file's *stamp* at that
+//! `fstat` (size, times, inode): while the stamp is unchanged, the content is the whole
+//! file (a file that grew or shrank has another size, one rewritten other times). A
+//! read that cannot be queued, fails or is short settles the open without content: the
+//! caller's own read then meets the error or the new size.
 
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 
@@ -64,15 +66,14 @@ impl NativeQueue {
         if !regular || size == 0 || size > prefetch {
             return settle_opened(py, &pin.user_data, fd, stat, None);
         }
-        let asked = size + 1; // a complete read of the size is then known to end at EOF
-        let Ok((bytes, ptr)) = uninit_bytes(py, asked) else {
+        let Ok((bytes, ptr)) = uninit_bytes(py, size) else {
             // No memory for it (a `prefetch` far above uringq.aio's): no content.
             return settle_opened(py, &pin.user_data, fd, stat, None);
         };
         let mut request = Request::new(
             Op::Read {
                 ptr,
-                len: asked,
+                len: size,
                 offset: 0,
             },
             None,
@@ -104,24 +105,18 @@ impl NativeQueue {
 
 impl NativeQueue {
     /// The completion of an open's read (`result`: the count or `-errno`): the open's
-    /// future settles with the content when the read succeeded, without it when it
-    /// failed. The driver's flush is then scheduled (behind the task this wakes), so the
-    /// driver sees the loop run on before that task can resume after a yield.
+    /// future settles with the content when the read got the whole size, without it
+    /// otherwise. The driver's flush is then scheduled (behind the task this wakes), so
+    /// the driver sees the loop run on before that task can resume after a yield.
     pub(super) fn settle_prefetched(&self, py: Python<'_>, pin: Pin, result: i32) -> PyResult<()> {
         let Buffers::Prefetch(p) = pin.buffers else {
             unreachable!("called for a prefetch only")
         };
         let Prefetch { bytes, fd, stat } = *p;
-        let data = usize::try_from(result).ok().map(|n| {
-            let bytes = bytes.into_bound(py);
-            // One byte more than the size was asked: a read is always shorter than its
-            // buffer unless the file grew, and only what the kernel wrote is ever seen.
-            if n == bytes.as_bytes().len() {
-                bytes
-            } else {
-                PyBytes::new(py, &bytes.as_bytes()[..n])
-            }
-        });
+        let bytes = bytes.into_bound(py);
+        // Only a complete read is ever seen (every byte of it written by the kernel).
+        let complete = usize::try_from(result).is_ok_and(|n| n == bytes.as_bytes().len());
+        let data = complete.then_some(bytes);
         let delivered = data.is_some();
         settle_opened(py, &pin.user_data, fd, stat, data)?;
         if delivered {

@@ -16,7 +16,7 @@ import operator
 import os
 import warnings
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from uringq.aio._base import CLOSED, CLOSED_DOT, AsyncFile, done_future, uninterrupted, unsupported
 from uringq.aio._raw import AsyncFileIO, Positional
@@ -31,6 +31,7 @@ __all__ = ["DETACHED", "BufferCore"]
 T = TypeVar("T")
 
 DETACHED = "raw stream has been detached"
+_UNALLOCATED: bytearray = cast(bytearray, b"")  # BufferCore._buf before its first use
 _WHENCES = (os.SEEK_SET, os.SEEK_CUR, os.SEEK_END, os.SEEK_DATA, os.SEEK_HOLE)
 
 
@@ -62,7 +63,10 @@ class BufferCore(Positional, AsyncFile):
         self._raw: AsyncFileIO | None = raw
         self._driver = raw._driver
         self._turn = raw._turn
-        self._buf = bytearray(buffer_size)
+        # Allocated by the first fill or buffered write (_buffer()): a file read whole
+        # with one read() never needs it. bytes until then: a slice assignment into it
+        # raises rather than grow it.
+        self._buf: bytearray = _UNALLOCATED
         self._size = buffer_size
         self._mask = buffer_size - 1 if buffer_size & (buffer_size - 1) == 0 else 0
         self._pos = 0  # the logical position inside the buffer
@@ -85,6 +89,13 @@ class BufferCore(Positional, AsyncFile):
         self._pos = pos
         if self._readable and self._read_end != -1 and self._read_end < pos:
             self._read_end = pos
+
+    def _buffer(self) -> bytearray:
+        """The buffer, allocated on first use (see ``__init__``)."""
+        buf = self._buf
+        if buf is _UNALLOCATED:
+            buf = self._buf = bytearray(self._size)
+        return buf
 
     def _reset_write_buf(self) -> None:
         self._write_pos = 0
@@ -171,7 +182,7 @@ class BufferCore(Positional, AsyncFile):
         data = await self._attached()._read_ahead(self._size - start)
         n = len(data)
         if n:
-            self._buf[start : start + n] = data
+            self._buffer()[start : start + n] = data
             self._read_end = self._raw_pos = start + n
         return n
 

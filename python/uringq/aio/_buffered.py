@@ -18,7 +18,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from uringq._checks import write_source
-from uringq.aio._base import CLOSED, line_limit, uninterrupted, unsupported
+from uringq.aio._base import CLOSED, Ready, line_limit, uninterrupted, unsupported
 from uringq.aio._bufcore import DETACHED, BufferCore
 
 if TYPE_CHECKING:
@@ -50,6 +50,18 @@ class _Buffered(BufferCore):
             if fd < 0:
                 return self._closed_future()
             return self._driver.read(fd, size, offset)  # type: ignore[arg-type]
+        raw = self._raw
+        if (
+            raw is not None
+            and raw._fresh >= 0  # the file read with the open (a reader's raw file only)
+            and (size is None or (type(size) is int and size == -1))
+            and self._read_end == -1  # nothing buffered
+            and not self._turn.busy
+            and raw._fd >= 0
+            and not raw._closing
+            and (data := raw._read_fresh()) is not None
+        ):
+            return Ready(data)  # no coroutine: the aiofiles-style small-file path
         return self._read(size)
 
     def _closed_future(self) -> asyncio.Future[Any]:
@@ -318,7 +330,7 @@ class _Buffered(BufferCore):
         pos = self._pos
         if length > self._size - pos:
             return -1
-        self._buf[pos : pos + length] = view
+        self._buffer()[pos : pos + length] = view
         if self._write_end == -1 or self._write_pos > pos:
             self._write_pos = pos
         self._adjust_position(pos + length)
@@ -342,7 +354,7 @@ class _Buffered(BufferCore):
             self._read_end = -1
         remaining = length - written
         if remaining > 0:
-            self._buf[:remaining] = view[written:]
+            self._buffer()[:remaining] = view[written:]
         self._write_pos = 0
         self._write_end = remaining
         self._adjust_position(remaining)

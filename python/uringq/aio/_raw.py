@@ -173,13 +173,13 @@ class AsyncFileIO(Positional, AsyncFile):
         self._ahead_at = 0
         self._ahead_size = 0
         self._next = -1  # where the last read-ahead read ended
-        # The whole file, read with the open (one byte more than its size was asked:
-        # shorter proves EOF). It serves reads while the driver's generation is the one
-        # it was delivered in (until the loop runs anything else: no write made while
-        # this task yielded is missed) and the file's stamp is the open's (no write
-        # made meanwhile by this task's own code either). -1: no such content.
+        # The whole file, read with the open: it serves reads while the driver's
+        # generation is the one it was delivered in (until the loop runs anything else:
+        # no write made while this task yielded is missed) and the file's stamp (size,
+        # times, inode) is the open's (no write made meanwhile by this task's own code
+        # either; the size it had is where EOF is). -1: no such content.
         self._fresh = -1
-        if content is not None and len(content[0]) <= self._size:
+        if content is not None:
             self._ahead, self._fresh_stamp = content
             self._next = len(self._ahead)
             self._fresh = driver.generation
@@ -342,6 +342,17 @@ class AsyncFileIO(Positional, AsyncFile):
         self._next = -1
         self._fresh = -1
 
+    def _read_fresh(self) -> bytes | None:
+        """Read to EOF from the content read with the open, if it may serve (see
+        ``_fresh``); None if not."""
+        if not self._fresh_content():
+            return None
+        ahead, start = self._ahead, self._pos
+        if start >= len(ahead):
+            return b""
+        self._pos = len(ahead)
+        return ahead[start:] if start else ahead
+
     def _fresh_content(self) -> bool:
         """True while the content read with the open may serve reads (see ``_fresh``);
         else it is dropped."""
@@ -364,12 +375,8 @@ class AsyncFileIO(Positional, AsyncFile):
                 chunks.append(data)
             return b"".join(chunks)
         start = self._pos
-        if self._fresh >= 0 and self._fresh_content():  # the file to its end
-            ahead = self._ahead
-            if start >= len(ahead):
-                return b""
-            self._pos = len(ahead)
-            return ahead[start:] if start else ahead
+        if self._fresh >= 0 and (content := self._read_fresh()) is not None:
+            return content
         want = self._size - start  # a hint only: the read past it confirms EOF
         if 0 < want <= _ONE_READ:
             data = await read(fd, want + _PROBE, start)
