@@ -47,6 +47,7 @@ PREFETCH_MAX = 65536
 """The largest file whose content an ``open`` for reading fetches with the open (one
 loop turn for ``async with open(p) as f: await f.read()`` instead of two)."""
 _PREFETCH: dict[str, Any] = {"prefetch": PREFETCH_MAX}
+_READER = (True, False, False, False)  # AsyncFileIO's flags for "r": readable only
 
 
 class Mode(NamedTuple):
@@ -356,9 +357,16 @@ def _layers(
     """Build the raw, buffered and text layers as the builtin does; ``content``: the
     whole file, read with the open (see ``AsyncFileIO``)."""
     parsed, buffering, file = request.parsed, request.buffering, request.file
+    mode, _, blksize = st
+    if content is not None and buffering < 0 and not parsed.text:
+        # The aiofiles-style hot path: "rb" of a small regular file (content comes only
+        # with a read-only open of one by path), default buffering: a reader at 0.
+        raw = AsyncFileIO(
+            driver, fd, file, flags=_READER, closefd=True, st=st, position=0, content=content
+        )
+        return AsyncBufferedReader(raw, blksize if blksize > 1 else io.DEFAULT_BUFFER_SIZE)
     readable = parsed.reading or parsed.updating
     writable = not parsed.reading or parsed.updating
-    mode, _, blksize = st
     if parsed.reading and stat.S_ISREG(mode) and not isinstance(file, int):
         position: int | None = 0  # _position's answer for the common case, without a call
     else:
