@@ -359,3 +359,29 @@ def test_files_around_the_open_read_limit_read_as_with_the_builtin(
     with open(path, mode) as theirs:
         expected_lines = list(theirs)
     run(main)
+
+
+def test_opens_beyond_the_queue_s_capacity_wait_in_the_backlog(
+    loop_factory: Any, provider: str, tmp_path: Path
+) -> None:
+    """64 tasks opening and reading on a queue of 2 entries: opens (and their reads) that
+    find no room wait in the driver's backlog, in order, and every file reads whole."""
+    paths = []
+    for i in range(64):
+        path = tmp_path / f"f{i}"
+        path.write_bytes(_content(100 + 97 * i))
+        paths.append(path)
+
+    async def read_whole(path: Path) -> bytes:
+        async with aio.open(path, "rb") as f:
+            return bytes(await f.read())
+
+    async def main() -> None:
+        aio.get_driver(provider=provider, sq_entries=2)
+        before = open_fds()  # the driver's own fds (ring, eventfd) included
+        got = await asyncio.gather(*(read_whole(p) for p in paths))
+        assert got == [p.read_bytes() for p in paths]
+        assert await _fds_back_to(before) == before
+
+    with asyncio.Runner(loop_factory=loop_factory) as r:
+        r.run(main())

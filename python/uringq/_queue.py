@@ -69,6 +69,7 @@ _HOT_METHODS = (
     "_aio_read_into",
     "_aio_schedule",
     "_aio_flush",
+    "_aio_open_file",
 )
 
 

@@ -20,6 +20,9 @@ use crate::core::{Error, Op, Request};
 /// The driver's backlog kinds (`uringq/aio/_driver.py`) of the requests made here.
 const KIND_READ: u8 = 0;
 const KIND_READ_BYTES: u8 = 5;
+/// `(KIND_CALL, 0, 0, (method, args, kwargs), future)`: `method(*args, user_data=future,
+/// **kwargs)` when the backlog gets room.
+const KIND_CALL: u8 = 7;
 
 /// What one loop's driver lends its queue (`_aio_bind`).
 pub struct AioHooks {
@@ -87,6 +90,13 @@ struct Args<'a, 'py> {
     fd: &'a Bound<'py, PyAny>,
     offset: &'a Bound<'py, PyAny>,
     arg: &'a Bound<'py, PyAny>,
+}
+
+/// An argument error (one voice: from the `await`), set on the future it returns.
+fn settle_error<'py>(fut: &Bound<'py, PyAny>, e: PyErr) -> PyResult<Bound<'py, PyAny>> {
+    let py = fut.py();
+    fut.call_method1(intern!(py, "set_exception"), (e.into_value(py),))?;
+    Ok(fut.clone())
 }
 
 /// A checked request: what the kernel does, on which registered fd, what it pins.
@@ -160,16 +170,8 @@ impl NativeQueue {
         check: impl FnOnce(&Self, Py<PyAny>) -> PyResult<Checked>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = request.fd.py();
-        let (fut, backlog) = {
-            // Only clones under the lock: making the future runs Python code, which
-            // may come back to this queue.
-            let hooks = self.aio.lock().unwrap_or_else(|e| e.into_inner());
-            let hooks = hooks.as_ref().ok_or_else(|| {
-                PyRuntimeError::new_err("no uringq.aio driver is bound to this queue (_aio_bind)")
-            })?;
-            (hooks.maker(py), hooks.backlog.clone_ref(py).into_bound(py))
-        };
-        let fut = future(py, fut)?;
+        let (maker, backlog) = self.hooks(py)?;
+        let fut = future(py, maker)?;
         let queued = if backlog.len()? > 0 {
             false
         } else {
@@ -204,6 +206,62 @@ impl NativeQueue {
         }
         self.aio_schedule(py)?;
         Ok(fut)
+    }
+
+    /// `_aio_open_file`: `Driver.call(queue._prepare_open_file, ...)` natively.
+    pub(super) fn aio_open_file<'py>(
+        slf: &Bound<'py, Self>,
+        path: &Bound<'py, PyAny>,
+        flags: &Bound<'py, PyAny>,
+        mode: &Bound<'py, PyAny>,
+        prefetch: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let this = slf.get();
+        let (maker, backlog) = this.hooks(py)?;
+        let fut = future(py, maker)?;
+        let queued = backlog.len()? == 0 && {
+            let request = this.ensure_open(py).and_then(|()| {
+                this.open_file_request(path, flags, mode, fut.clone().unbind(), prefetch)
+            });
+            // SAFETY: an OPENAT points only into its own path (a CString the op owns).
+            let prepared = request.map(|(op, pin)| {
+                unsafe { this.core.prepare(Request::new(op, None), pin) }.map_err(|(e, pin)| {
+                    drop(pin);
+                    e
+                })
+            });
+            match prepared {
+                Ok(Ok(())) => true,
+                Ok(Err(Error::Full(_))) => false,
+                Ok(Err(e)) => return settle_error(&fut, to_pyerr(py, e)),
+                Err(e) => return settle_error(&fut, e),
+            }
+        };
+        if !queued {
+            let kwargs = PyDict::new(py);
+            kwargs.set_item(intern!(py, "prefetch"), prefetch)?;
+            let call = (
+                slf.getattr(intern!(py, "_prepare_open_file"))?,
+                (path, flags, mode),
+                kwargs,
+            );
+            let entry = (KIND_CALL, 0, 0, call, fut.clone());
+            backlog.call_method1(intern!(py, "append"), (entry,))?;
+        }
+        this.aio_schedule(py)?;
+        Ok(fut)
+    }
+
+    /// The bound driver's future maker and backlog.
+    fn hooks<'py>(&self, py: Python<'py>) -> PyResult<(FutureMaker, Bound<'py, PyAny>)> {
+        // Only clones under the lock: making the future runs Python code, which may come
+        // back to this queue.
+        let hooks = self.aio.lock().unwrap_or_else(|e| e.into_inner());
+        let hooks = hooks.as_ref().ok_or_else(|| {
+            PyRuntimeError::new_err("no uringq.aio driver is bound to this queue (_aio_bind)")
+        })?;
+        Ok((hooks.maker(py), hooks.backlog.clone_ref(py).into_bound(py)))
     }
 
     fn aio_prepare(&self, op: Op, fd: i32, pin: Pin) -> Result<(), Error> {

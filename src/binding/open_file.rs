@@ -23,6 +23,7 @@ use super::buffer::uninit_bytes;
 use super::errors::{os_error, os_error_named};
 use super::queue::{Buffers, NativeQueue, Pin};
 use super::reap::settle;
+use super::requests::{self, named_path};
 use crate::core::{Op, Request};
 
 /// What an open settles with besides the fd: `(st_mode, st_size, st_blksize)`, and the
@@ -39,6 +40,24 @@ pub struct Prefetch {
 }
 
 impl NativeQueue {
+    /// The op and payload of `_prepare_open_file` (arguments checked).
+    pub(super) fn open_file_request(
+        &self,
+        path: &Bound<'_, PyAny>,
+        flags: &Bound<'_, PyAny>,
+        mode: &Bound<'_, PyAny>,
+        user_data: Py<PyAny>,
+        prefetch: usize,
+    ) -> PyResult<(Op, Pin)> {
+        let (cpath, name) = named_path(path)?;
+        let op = requests::openat(libc::AT_FDCWD, cpath, Some(flags), Some(mode))?;
+        // The content is one new bytes object of the file's size (at most this).
+        let prefetch = prefetch.min(isize::MAX as usize);
+        let mut pin = Pin::new(Buffers::OpenFile { prefetch }, user_data);
+        pin.names = Some(Box::new((name, None)));
+        Ok((op, pin))
+    }
+
     /// An open's completion: `fd` and its `fstat`, then the read of a small regular file
     /// (`prefetch`: the largest size read), or the settled future.
     pub(super) fn settle_open(

@@ -301,11 +301,11 @@ impl NativeQueue {
     }
 
     /// `uringq.aio.open`'s open: `prepare_openat(path, flags, mode, user_data=...)`
-    /// settled (by `_settle_futures`) with `(fd, st_mode, st_size, st_blksize, data)`:
+    /// settled (by `_settle_futures`) with `(fd, st_mode, st_size, st_blksize, content)`:
     /// the new fd's `fstat`, taken natively (a Python `os.stat_result` costs more than
-    /// the system call), and `data`, the whole content of a regular file of 1 to
-    /// `prefetch` bytes read on the queue before the future settles (else `None`); or
-    /// the `OSError` with `filename`.
+    /// the system call), and `content`, `(data, stamp)` for a regular file of 1 to
+    /// `prefetch` bytes read on the queue before the future settles (else `None`: see
+    /// `open_file`); or the `OSError` with `filename`.
     #[pyo3(signature = (path, flags, mode, user_data, *, prefetch = 0))]
     fn _prepare_open_file(
         &self,
@@ -317,13 +317,20 @@ impl NativeQueue {
     ) -> PyResult<()> {
         let py = path.py();
         self.ensure_open(py)?;
-        let (cpath, name) = named_path(path)?;
-        let op = requests::openat(libc::AT_FDCWD, cpath, Some(flags), Some(mode))?;
-        // The read asks for one byte more than the size, in one new bytes object.
-        let prefetch = prefetch.min(isize::MAX as usize - 1);
-        let mut pin = Pin::new(Buffers::OpenFile { prefetch }, user_data);
-        pin.names = Some(Box::new((name, None)));
+        let (op, pin) = self.open_file_request(path, flags, mode, user_data, prefetch)?;
         self.submit(py, op, None, Extras::untimed(false, false)?, pin)
+    }
+
+    /// `_prepare_open_file` for `uringq.aio`'s driver in one call (see `_aio_read`): a
+    /// future, the open prepared with it, or appended to the backlog.
+    fn _aio_open_file<'py>(
+        slf: &Bound<'py, Self>,
+        path: &Bound<'py, PyAny>,
+        flags: &Bound<'py, PyAny>,
+        mode: &Bound<'py, PyAny>,
+        prefetch: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        NativeQueue::aio_open_file(slf, path, flags, mode, prefetch)
     }
 
     #[pyo3(signature = (fd, *, user_data = None, link = false, hardlink = false))]

@@ -140,7 +140,7 @@ class Driver(Operations):
         "file_stamp",
         "generation",
         "loop",
-        "prepare_open_file",
+        "open_file",
         "queue",
         "read",
         "read_into",
@@ -152,13 +152,12 @@ class Driver(Operations):
     read_into: Callable[[int, int, Buffer], asyncio.Future[int]]
     """``read_into(fd, offset, buf)``: read ``len(buf)`` bytes at ``offset`` into ``buf``;
     the result is bytes read."""
-    prepare_open_file: Callable[..., None] | None
-    """For :meth:`call`, on the native queue (else None): ``(path, flags, mode)`` opened
-    as ``openat`` does, the future's result ``(fd, st_mode, st_size, st_blksize,
-    content)`` from the new fd's ``fstat`` (an fd nobody takes is closed); with
-    ``prefetch=n`` a regular file of 1 to ``n`` bytes is read before the future settles,
-    ``content`` being ``(data, stamp)`` (``len(data) > st_size`` if it grew meanwhile;
-    ``stamp``: :attr:`file_stamp` at the open), else ``None``."""
+    open_file: Callable[[Any, int, int, int], asyncio.Future[Any]] | None
+    """On the native queue (else None): ``open_file(path, flags, mode, prefetch)`` opens
+    as ``openat`` does; the future's result is ``(fd, st_mode, st_size, st_blksize,
+    content)`` from the new fd's ``fstat`` (an fd nobody takes is closed), ``content``
+    being ``(data, stamp)`` for a regular file of 1 to ``prefetch`` bytes, read before
+    the future settles (``stamp``: :attr:`file_stamp` then), else ``None``."""
     file_stamp: Callable[[int], int]
     """A number that changes when the file an fd is open on may have changed (size,
     times, inode): checked before content read with the open serves a read."""
@@ -207,10 +206,6 @@ class Driver(Operations):
         self._closing_fds: dict[int, bool] = {}  # fd -> os.close() it once deregistered
         self._retry_handle: asyncio.TimerHandle | None = None
         self._ops = {name for name in OPERATIONS if hasattr(queue, name)}
-        # uringq.aio.open's open on the native queue: OPENAT settled with the new fd's
-        # fstat fields (no os.stat_result), the fd adopted (registered without a dup).
-        open_file = getattr(queue, "_prepare_open_file", None)
-        self.prepare_open_file = open_file if native and self._fast_open else None
         self.adopt = getattr(queue, "_adopt", queue.register)
         self.file_stamp = getattr(queue, "_file_stamp", _no_stamp)
         # The hot methods: on the native queue one native call per request and per flush
@@ -223,11 +218,15 @@ class Driver(Operations):
             self.read_into = queue._aio_read_into  # type: ignore[attr-defined]
             self._schedule: Callable[[], None] = queue._aio_schedule  # type: ignore[attr-defined]
             self._flush_native: Callable[[], int] | None = queue._aio_flush  # type: ignore[attr-defined]
+            # uringq.aio.open's open: OPENAT settled with the new fd's fstat fields (no
+            # os.stat_result) and a small regular file's content; the fd is adopted.
+            self.open_file = queue._aio_open_file if self._fast_open else None  # type: ignore[attr-defined]
         else:
             self.read = self._read
             self.read_into = self._read_into
             self._schedule = self._schedule_flush
             self._flush_native = None
+            self.open_file = None
         self._fileno = queue.fileno()
         try:
             loop.add_reader(self._fileno, self._reap)

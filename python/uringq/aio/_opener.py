@@ -41,12 +41,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Mode", "Opening", "open", "parse_mode"]
 
-_NO_KWARGS: dict[str, Any] = {}  # shared, never changed
 _ACCESS = os.O_RDONLY | os.O_WRONLY | os.O_RDWR
 PREFETCH_MAX = 65536
 """The largest file whose content an ``open`` for reading fetches with the open (one
 loop turn for ``async with open(p) as f: await f.read()`` instead of two)."""
-_PREFETCH: dict[str, Any] = {"prefetch": PREFETCH_MAX}
 _READER = (True, False, False, False)  # AsyncFileIO's flags for "r": readable only
 
 
@@ -275,14 +273,15 @@ async def _open(request: Opening) -> AsyncFile:
     loop, provider = request.loop, request.provider
     driver = get_driver(loop) if provider is None else get_driver(loop, provider=provider)
     file, opener = request.file, request.opener
-    open_file = driver.prepare_open_file
+    open_file = driver.open_file
     if open_file is not None and opener is None and not isinstance(file, int):
         # The native open (the aiofiles-style hot path): the fstat comes with the fd,
         # which this file object owns, so it is adopted rather than registered.
         # A small regular file opened only to be read comes with its content: reads made
         # before this task yields to the loop again are served from it (AsyncFileIO).
-        kwargs = _PREFETCH if request.flags & _ACCESS == os.O_RDONLY else _NO_KWARGS
-        opening = driver.call(open_file, (file, request.flags, request.perms), kwargs)
+        flags = request.flags
+        prefetch = PREFETCH_MAX if flags & _ACCESS == os.O_RDONLY else 0
+        opening = open_file(file, flags, request.perms, prefetch)
         try:
             fd, mode, size, blksize, content = await opening
         except asyncio.CancelledError:  # _workers.take_fd, inline: the hot path
