@@ -292,17 +292,24 @@ def _rewrite(path: Path, how: str) -> None:
 WRITERS = ["same size", "append", "truncate", "replace"]
 
 
+@pytest.mark.parametrize("reads", ["read()", "read(n)", "readline", "peek"])
 @pytest.mark.parametrize("how", WRITERS)
 @pytest.mark.parametrize("when", ["in the same step", "while the task yields"])
 def test_a_write_between_the_open_and_the_read_is_seen_as_by_the_builtin(
-    run: Any, tmp_path: Path, how: str, when: str
+    run: Any, tmp_path: Path, how: str, when: str, reads: str
 ) -> None:
     path = tmp_path / "f.bin"
     original = _content(5000)
     path.write_bytes(original)
+    calls = {
+        "read()": [("read",), ("read",)],
+        "read(n)": [("read", 3), ("read", 100), ("read",)],
+        "readline": [("readline",), ("read", 20)],
+        "peek": [("peek", 1), ("read", 5)],
+    }[reads]
     with open(path, "rb") as theirs:  # the oracle
         _rewrite(path, how)
-        expected = [theirs.read(), theirs.read()]
+        expected = [getattr(theirs, name)(*args) for name, *args in calls]
     path.write_bytes(original)
 
     async def main() -> None:
@@ -311,7 +318,7 @@ def test_a_write_between_the_open_and_the_read_is_seen_as_by_the_builtin(
                 _rewrite(path, how)
             else:
                 await asyncio.gather(asyncio.to_thread(_rewrite, path, how), asyncio.sleep(0))
-            assert [await f.read(), await f.read()] == expected
+            assert [await getattr(f, name)(*args) for name, *args in calls] == expected
 
     run(main)
 

@@ -297,12 +297,12 @@ class AsyncFileIO(Positional, AsyncFile):
         this file drop the window; like any buffer it does not see other writers.
         """
         pos = self._pos
-        ahead = self._ahead
-        start = pos - self._ahead_at
         if self._fresh >= 0 and self._fresh_content():  # the file to its end
-            data = ahead[start : start + size]
+            data = self._ahead[pos : pos + size]
             self._pos = pos + len(data)
             return data
+        ahead = self._ahead  # after the check above, which may have dropped it
+        start = pos - self._ahead_at
         if start >= 0 and start + size <= len(ahead):
             self._pos = pos + size
             return ahead[start : start + size]
