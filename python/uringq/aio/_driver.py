@@ -163,7 +163,7 @@ class Driver(Operations):
     times, inode): checked before content read with the open serves a read."""
     generation: int
     """Counts the driver's loop callbacks (flushes and reaps): the content an open read
-    with the file (:attr:`prepare_open_file`) serves reads only while it is unchanged,
+    with the file (:attr:`open_file`) serves reads only while it is unchanged,
     that is before the loop runs anything else after the open's task resumed (every
     delivery schedules a flush behind that task)."""
     adopt: Callable[[int], None]

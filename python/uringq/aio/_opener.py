@@ -33,6 +33,7 @@ from uringq.aio._buffered import AsyncBufferedRandom, AsyncBufferedReader, Async
 from uringq.aio._driver import get_driver
 from uringq.aio._raw import AsyncFileIO, FileStat
 from uringq.aio._text import AsyncTextIOWrapper, check_newline
+from uringq.aio._workers import take_fd
 
 if TYPE_CHECKING:
     from uringq._registry import ProviderInfo
@@ -299,7 +300,7 @@ async def _open(request: Opening) -> AsyncFile:
             if fd < 0:
                 raise ValueError(f"opener returned {fd}")
         else:
-            fd = await _open_fd(driver, file, request)
+            fd = await take_fd(driver.openat(file, request.flags, request.perms))
         try:
             st = os.fstat(fd)
         except BaseException:
@@ -325,17 +326,6 @@ async def _open(request: Opening) -> AsyncFile:
             driver.deregister(fd)
         if owned or request.closefd:
             os.close(fd)
-        raise
-
-
-async def _open_fd(driver: Driver, file: Any, request: Opening) -> int:
-    """``openat`` on the loop's queue (the worker pool where it lacks the opcode)."""
-    opening = driver.openat(file, request.flags, request.perms)
-    try:
-        return await opening
-    except asyncio.CancelledError:
-        if opening.done() and not opening.cancelled() and opening.exception() is None:
-            os.close(opening.result())
         raise
 
 
