@@ -120,9 +120,7 @@ impl NativeQueue {
             }
         }
     }
-}
 
-impl NativeQueue {
     /// The completion of an open's read (`result`: the count or `-errno`): the open's
     /// future settles with the content when the read got the whole size, without it
     /// otherwise. The driver's flush is then scheduled (behind the task this wakes), so
