@@ -220,7 +220,8 @@ class Driver(Operations):
             self._flush_native: Callable[[], int] | None = queue._aio_flush  # type: ignore[attr-defined]
             # uringq.aio.open's open: OPENAT settled with the new fd's fstat fields (no
             # os.stat_result) and a small regular file's content; the fd is adopted.
-            self.open_file = queue._aio_open_file if self._fast_open else None  # type: ignore[attr-defined]
+            open_file = getattr(queue, "_aio_open_file", None)
+            self.open_file = open_file if self._fast_open else None
         else:
             self.read = self._read
             self.read_into = self._read_into
