@@ -101,8 +101,7 @@ _last: Callable[[], Driver | None] = _no_driver
 
 
 def _no_stamp(fd: int) -> int:
-    """``Driver.file_stamp`` where the queue has none (nothing is read with an open)."""
-    return 0
+    return 0  # Driver.file_stamp where nothing is read with an open
 
 
 class Driver(Operations):
@@ -153,22 +152,15 @@ class Driver(Operations):
     """``read_into(fd, offset, buf)``: read ``len(buf)`` bytes at ``offset`` into ``buf``;
     the result is bytes read."""
     open_file: Callable[[Any, int, int, int], asyncio.Future[Any]] | None
-    """On the native queue (else None): ``open_file(path, flags, mode, prefetch)`` opens
-    as ``openat`` does; the future's result is ``(fd, st_mode, st_size, st_blksize,
-    content)`` from the new fd's ``fstat`` (an fd nobody takes is closed), ``content``
-    being ``(data, stamp)`` for a regular file of 1 to ``prefetch`` bytes, read before
-    the future settles (``stamp``: :attr:`file_stamp` then), else ``None``."""
+    """Native queue only: ``open_file(path, flags, mode, prefetch)``, a future of ``(fd,
+    st_mode, st_size, st_blksize, content)``; ``content``: ``(data, file_stamp)`` of a
+    regular file of 1 to ``prefetch`` bytes, read before it settles, else ``None``."""
     file_stamp: Callable[[int], int]
-    """A number that changes when the file an fd is open on may have changed (size,
-    times, inode): checked before content read with the open serves a read."""
+    """Changes when the file an fd is open on may have changed (size, times, inode)."""
     generation: int
-    """Counts the driver's loop callbacks (flushes and reaps): the content an open read
-    with the file (:attr:`open_file`) serves reads only while it is unchanged,
-    that is before the loop runs anything else after the open's task resumed (every
-    delivery schedules a flush behind that task)."""
-    adopt: Callable[[int], None]
-    """Register an fd this process opened for a file object that deregisters it before
-    closing it: no ``dup``, no fixed slot, no system call (``register`` elsewhere)."""
+    """Counts the driver's loop callbacks; an open's content serves reads only while it
+    is unchanged (each delivery schedules a flush behind the task it wakes)."""
+    adopt: Callable[[int], None]  # registers an fd its file object owns (no dup)
 
     def __init__(
         self,
@@ -218,10 +210,8 @@ class Driver(Operations):
             self.read_into = queue._aio_read_into  # type: ignore[attr-defined]
             self._schedule: Callable[[], None] = queue._aio_schedule  # type: ignore[attr-defined]
             self._flush_native: Callable[[], int] | None = queue._aio_flush  # type: ignore[attr-defined]
-            # uringq.aio.open's open: OPENAT settled with the new fd's fstat fields (no
-            # os.stat_result) and a small regular file's content; the fd is adopted.
-            open_file = getattr(queue, "_aio_open_file", None)
-            self.open_file = open_file if self._fast_open else None
+            # uringq.aio.open's open: the fd with its fstat (and a small file's content).
+            self.open_file = getattr(queue, "_aio_open_file", None) if self._fast_open else None
         else:
             self.read = self._read
             self.read_into = self._read_into
