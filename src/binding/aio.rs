@@ -176,18 +176,11 @@ impl NativeQueue {
             false
         } else {
             match check(self, fut.clone().unbind()) {
-                Err(e) => {
-                    fut.call_method1(intern!(py, "set_exception"), (e.into_value(py),))?;
-                    return Ok(fut);
-                }
+                Err(e) => return settle_error(&fut, e),
                 Ok((op, fd, pin)) => match self.aio_prepare(op, fd, pin) {
                     Ok(()) => true,
                     Err(Error::Full(_)) => false,
-                    Err(e) => {
-                        let e = to_pyerr(py, e);
-                        fut.call_method1(intern!(py, "set_exception"), (e.into_value(py),))?;
-                        return Ok(fut);
-                    }
+                    Err(e) => return settle_error(&fut, to_pyerr(py, e)),
                 },
             }
         };

@@ -20,9 +20,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use super::buffer::uninit_bytes;
-use super::errors::{os_error, os_error_named};
 use super::queue::{Buffers, NativeQueue, Pin};
-use super::reap::settle;
+use super::reap::{request_error, settle};
 use super::requests::{self, named_path};
 use crate::core::{Op, Request};
 
@@ -71,10 +70,7 @@ impl NativeQueue {
             Ok(st) => (st.st_mode, st.st_size, st.st_blksize, stamp(&st)),
             Err(errno) => {
                 // `fd` closes here: nobody receives it.
-                let error = match &pin.names {
-                    Some(names) => os_error_named(py, errno, &names.0, None),
-                    None => os_error(errno),
-                };
+                let error = request_error(py, &pin, errno);
                 let error = error.into_value(py).into_bound(py).into_any();
                 return settle(pin.user_data.bind(py), intern!(py, "set_exception"), &error)
                     .map(drop);

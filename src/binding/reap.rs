@@ -25,13 +25,17 @@ struct Outcome {
     fd: Option<OwnedFd>,
 }
 
+/// The `OSError` of `errno` for a request, with its path(s) as `filename` if it has any.
+pub(super) fn request_error(py: Python<'_>, pin: &Pin, errno: i32) -> PyErr {
+    match &pin.names {
+        Some(names) => os_error_named(py, errno, &names.0, names.1.as_ref()),
+        None => os_error(errno),
+    }
+}
+
 fn outcome(py: Python<'_>, pin: &Pin, result: i32, extra: Extra) -> PyResult<Outcome> {
     if result < 0 {
-        let errno = -result;
-        let error = match &pin.names {
-            Some(names) => os_error_named(py, errno, &names.0, names.1.as_ref()),
-            None => os_error(errno),
-        };
+        let error = request_error(py, pin, -result);
         return Ok(Outcome {
             result: 0,
             stat: None,

@@ -152,7 +152,8 @@ impl FileTable {
         })
     }
 
-    /// The private duplicate of a registered fd (for the batch engine's own ring).
+    /// The descriptor behind a registered fd: its private duplicate, or an adopted fd
+    /// itself (for the batch engine's own ring).
     pub fn dup_of(&self, fd: RawFd) -> Result<RawFd, Error> {
         Ok(self.by_fd.get(&fd).ok_or(Error::NotRegistered(fd))?.fd(fd))
     }
