@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -307,18 +308,6 @@ def _fds() -> set[int]:
     return {int(n) for n in os.listdir("/proc/self/fd")}
 
 
-def settle_done(q, futs) -> None:
-    """Commit and settle until every future is done (an open's read is queued when the
-    open's completion is settled: it needs a commit of its own)."""
-    deadline = time.monotonic() + 5
-    while not all(f.done() for f in futs) and time.monotonic() < deadline:
-        if q.prepared:
-            q.commit()
-        q._settle_futures(0.1)
-    assert all(f.done() for f in futs)
-    assert q.in_flight == 0
-
-
 def test_open_file_settles_with_the_fds_fstat(native, loop, tmp_path):
     q, _ = native
     path = tmp_path / "data"
@@ -328,8 +317,7 @@ def test_open_file_settles_with_the_fds_fstat(native, loop, tmp_path):
     q._prepare_open_file(str(tmp_path / "missing"), os.O_RDONLY | os.O_CLOEXEC, 0, futs[2])
     assert settle_all(q, 3) == 3
     for fut, name in zip(futs[:2], [path, tmp_path], strict=True):
-        fd, mode, size, blksize, content = fut.result()
-        assert content is None  # no prefetch asked
+        fd, mode, size, blksize = fut.result()
         try:
             st = os.fstat(fd)
             assert (mode, size, blksize) == (st.st_mode, st.st_size, st.st_blksize)
@@ -397,84 +385,129 @@ def test_an_adopted_fd_takes_no_duplicate_and_serves_requests(native, loop, tmp_
         os.close(fd)
 
 
-@pytest.mark.parametrize("size", [1, 4095, 65536])
-def test_open_file_reads_a_small_regular_file_with_the_open(native, loop, tmp_path, size):
+def test_open_file_reads_nothing_of_the_file(native, loop, tmp_path):
+    """A FIFO opened while a writer holds data: the open leaves every byte to the caller."""
     q, _ = native
+    path = tmp_path / "fifo"
+    os.mkfifo(path)
+    reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # lets the writer open
+    writer = os.open(path, os.O_WRONLY)
+    try:
+        os.write(writer, b"not yours")
+        os.close(reader)
+        fut = loop.create_future()
+        q._prepare_open_file(path, os.O_RDONLY | os.O_CLOEXEC, 0, fut)
+        settle_all(q, 1)
+        fd, mode, *_ = fut.result()
+        try:
+            assert stat.S_ISFIFO(mode)
+            assert os.read(fd, 100) == b"not yours"
+        finally:
+            os.close(fd)
+    finally:
+        os.close(writer)
+
+
+# -- _read_rest: a small file's first read, made without blocking ------------------------
+def _read_rest(fd, offset, size):
+    from uringq import _native
+
+    return _native._read_rest(fd, offset, size)
+
+
+@pytest.mark.parametrize("size", [1, 4095, 4096, 4097, 8192, 65536])
+def test_read_rest_reads_a_cached_file_from_the_offset_to_its_end(tmp_path, size):
     path = tmp_path / "small"
     data = os.urandom(size)
     path.write_bytes(data)
-    fits, too_small = loop.create_future(), loop.create_future()
-    q._prepare_open_file(path, os.O_RDONLY | os.O_CLOEXEC, 0, fits, prefetch=size)
-    q._prepare_open_file(path, os.O_RDONLY | os.O_CLOEXEC, 0, too_small, prefetch=size - 1)
-    settle_done(q, [fits, too_small])
-    fd, _, st_size, _, (content, stamp) = fits.result()
-    other, _, _, _, none = too_small.result()
+    fd = os.open(path, os.O_RDONLY)
     try:
-        assert (content, st_size, none) == (data, size, None)
-        assert os.lseek(fd, 0, os.SEEK_CUR) == 0  # read at offset 0: the fd did not move
-        assert q._file_stamp(fd) == stamp
-        with open(path, "r+b") as f:  # the same size, written again: another stamp
-            f.write(bytes([data[0] ^ 1]))
-        assert q._file_stamp(fd) != stamp
-        assert q._file_stamp(10**6) == 0  # no such fd
+        for offset in {0, size // 2, size - 1}:
+            rest = _read_rest(fd, offset, size - offset)
+            assert type(rest) is bytes
+            assert rest == data[offset:]
+        assert os.lseek(fd, 0, os.SEEK_CUR) == 0  # positional: the fd did not move
+        # Not the rest: the file is longer, or shorter, than asked.
+        assert _read_rest(fd, 0, size - 1) is None
+        assert _read_rest(fd, 0, size + 1) is None
+        assert _read_rest(fd, size, 1) is None
+        assert _read_rest(fd, 0, 0) is None
+        with open(path, "ab") as f:  # it grew: the size it had is no longer its end
+            f.write(b"+")
+        assert _read_rest(fd, 0, size) is None
+        assert _read_rest(fd, 0, size + 1) == data + b"+"
     finally:
         os.close(fd)
-        os.close(other)
 
 
-@pytest.mark.parametrize("kind", ["empty", "directory", "fifo with data", "proc"])
-def test_open_file_never_reads_what_is_not_a_sized_regular_file(native, loop, tmp_path, kind):
-    q, _ = native
-    path = {
-        "empty": tmp_path / "empty",
-        "directory": tmp_path,
-        "fifo with data": tmp_path / "fifo",
-        "proc": "/proc/self/status",
-    }[kind]
-    writer = None
-    if kind == "empty":
-        path.write_bytes(b"")
-    elif kind == "fifo with data":
-        os.mkfifo(path)
-        reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # lets the writer open
-        writer = os.open(path, os.O_WRONLY)
-        os.write(writer, b"not yours")
+def test_read_rest_sees_a_store_through_a_shared_mapping(tmp_path):
+    """Read when asked: a store into a mapped page already dirty changes no timestamp,
+    and is still seen."""
+    import mmap
+
+    path = tmp_path / "m"
+    path.write_bytes(b"A" * 5000)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        with mmap.mmap(fd, 5000) as m:
+            m[0:1] = b"B"
+            assert _read_rest(fd, 0, 5000)[:1] == b"B"
+            m[0:1] = b"C"
+            assert _read_rest(fd, 0, 5000)[:1] == b"C"
+    finally:
+        os.close(fd)
+
+
+def test_read_rest_waits_for_nothing_and_consumes_nothing(tmp_path):
+    """A file not in the page cache, a FIFO with data, a closed fd: None at once, and
+    the FIFO's data is all still there."""
+    path = tmp_path / "cold"
+    path.write_bytes(os.urandom(1 << 20))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        try:
+            os.preadv(fd, [bytearray(1)], 0, os.RWF_NOWAIT)
+            cold = False
+        except BlockingIOError:
+            cold = True
+        if cold:  # the page cache dropped it (not so on every file system)
+            assert _read_rest(fd, 0, 1 << 20) is None
+    finally:
+        os.close(fd)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    writer = os.open(fifo, os.O_WRONLY)
+    try:
+        os.write(writer, b"data")
+        assert _read_rest(reader, 0, 4) is None
+        assert os.read(reader, 10) == b"data"
+    finally:
         os.close(reader)
-    fut = loop.create_future()
-    q._prepare_open_file(path, os.O_RDONLY | os.O_CLOEXEC, 0, fut, prefetch=1 << 20)
-    settle_done(q, [fut])
-    fd, *_, content = fut.result()
+        os.close(writer)
+    closed = os.open(tmp_path, os.O_RDONLY)
+    os.close(closed)
+    assert _read_rest(closed, 0, 4) is None
+    dirfd = os.open(tmp_path, os.O_RDONLY)
     try:
-        assert content is None
-        if writer is not None:  # the FIFO's data is all still there
-            assert os.read(fd, 100) == b"not yours"
+        assert _read_rest(dirfd, 0, 4) is None
     finally:
-        os.close(fd)
-        if writer is not None:
-            os.close(writer)
+        os.close(dirfd)
 
 
-def test_open_file_closes_the_fd_when_cancelled_while_it_reads(native, loop, tmp_path):
-    q, _ = native
-    path = tmp_path / "data"
-    before = _fds()
-    futs = [loop.create_future() for _ in range(6)]
-    for fut in futs:
-        q._prepare_open_file(path, os.O_RDONLY | os.O_CLOEXEC, 0, fut, prefetch=1 << 16)
-    q.commit()
-    deadline = time.monotonic() + 5
-    while q.in_flight and time.monotonic() < deadline:
-        # Settling the opens queues their reads: cancel every other open in between.
-        q._settle_futures(0.1)
-        for fut in futs[::2]:
-            fut.cancel()
-        if q.prepared:
-            q.commit()
-    assert q.in_flight == 0
-    assert all(fut.cancelled() for fut in futs[::2])
-    taken = [fut.result() for fut in futs[1::2]]
-    assert all(content == (CONTENTS, q._file_stamp(fd)) for fd, *_, content in taken)
-    assert _fds() == before | {fd for fd, *_ in taken}
-    for fd, *_ in taken:
-        os.close(fd)
-    assert _fds() == before
+@pytest.mark.parametrize(
+    ("args", "exc"),
+    [
+        (("x", 0, 1), TypeError),
+        ((-1, 0, 1), ValueError),
+        ((0, -1, 1), OverflowError),
+        ((0, 0, -1), OverflowError),
+        ((0, 0, 1 << 63), (ValueError, OverflowError)),
+        ((0, 2**64, 1), OverflowError),
+    ],
+)
+def test_read_rest_checks_its_arguments(args, exc):
+    with pytest.raises(exc):
+        _read_rest(*args)

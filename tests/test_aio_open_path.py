@@ -11,6 +11,7 @@ Every provider, the default loop and uvloop.
 from __future__ import annotations
 
 import asyncio
+import mmap
 import os
 from pathlib import Path
 from typing import Any
@@ -272,7 +273,7 @@ def test_a_file_opened_by_path_takes_one_fd_where_the_queue_can_adopt_it(
     run(main)
 
 
-# -- a small file's content read with the open (io_uring; the others read at read time) ----
+# -- changes between the open and the first read (io_uring reads a small file's rest at once) --
 def _rewrite(path: Path, how: str) -> None:
     """Change ``path`` as a writer next to the reader would."""
     if how == "same size":
@@ -321,6 +322,92 @@ def test_a_write_between_the_open_and_the_read_is_seen_as_by_the_builtin(
             assert [await getattr(f, name)(*args) for name, *args in calls] == expected
 
     run(main)
+
+
+@pytest.mark.parametrize("reads", ["read()", "read(n)", "readline", "peek"])
+@pytest.mark.parametrize("dirty", [False, True], ids=["clean page", "dirty page"])
+def test_a_store_through_a_shared_mapping_after_the_open_is_seen(
+    run: Any, tmp_path: Path, reads: str, dirty: bool
+) -> None:
+    """A store into a page mapped shared: into a page already dirty it changes no
+    timestamp, so only a read made when asked sees it (as the builtin's)."""
+    path = tmp_path / "m.bin"
+    path.write_bytes(b"A" * 5000 + b"\n")
+    calls = {
+        "read()": [("read",)],
+        "read(n)": [("read", 3), ("read",)],
+        "readline": [("readline",)],
+        "peek": [("peek", 1), ("read", 5)],
+    }[reads]
+
+    async def main() -> list[Any]:
+        fd = os.open(path, os.O_RDWR)
+        try:
+            with mmap.mmap(fd, 5001) as m:
+                if dirty:
+                    m[0:1] = b"B"
+                with open(path, "rb") as theirs:
+                    async with aio.open(path, "rb") as f:
+                        m[0:2] = b"CD"
+                        got = [await getattr(f, name)(*args) for name, *args in calls]
+                    expected = [getattr(theirs, name)(*args) for name, *args in calls]
+            assert got == expected
+            return got
+        finally:
+            os.close(fd)
+
+    assert run(main)[0][:1] == b"C"
+
+
+def test_a_small_cached_file_s_first_read_makes_no_request(
+    run: Any, provider: str, tmp_path: Path
+) -> None:
+    """On io_uring the first read of a small file opened to be read takes its rest from
+    the page cache at once (no request, no loop turn); a file not in the page cache, and
+    any later read, go through the queue. Other providers read through their queue."""
+    hot, cold = tmp_path / "hot", tmp_path / "cold"
+    text = b"".join(b"line %d\n" % i for i in range(2000))[:10_000]
+    hot.write_bytes(text)
+    cold.write_bytes(_content(60_000))
+    with open(cold, "rb") as f:
+        os.fsync(f.fileno())
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        try:
+            os.preadv(f.fileno(), [bytearray(1)], 0, os.RWF_NOWAIT)
+            dropped = False
+        except BlockingIOError:
+            dropped = True
+
+    async def main() -> list[int]:
+        driver = aio.get_driver()
+        reads = []
+        real = driver.read
+
+        def counted(fd: int, size: int, offset: int) -> Any:
+            reads.append(offset)
+            return real(fd, size, offset)
+
+        driver.read = counted  # type: ignore[method-assign]
+        counts = []
+        for path, mode, data in [(hot, "rb", text), (hot, "r", text), (cold, "rb", None)]:
+            expected = _content(60_000) if data is None else data
+            async with aio.open(path, mode) as f:
+                got = await f.read()
+                assert (got.encode() if mode == "r" else got) == expected
+                counts.append(len(reads))
+                await f.seek(0)
+                got = await f.read(10)
+                assert (got.encode() if mode == "r" else got) == expected[:10]
+                counts.append(len(reads))
+        return counts
+
+    counts = run(main)
+    if provider == "io_uring":
+        assert counts[:4] == [0, 1, 1, 2]
+        if dropped:
+            assert counts[4] > counts[3]
+    else:
+        assert counts[0] >= 1
 
 
 def test_another_task_writing_while_the_reader_yields_is_seen(run: Any, tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ _Path = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 __all__ = [
     "Completion",
     "NativeQueue",
+    "_read_rest",
     "fork_generation",
     "probe",
     "probed_opcodes",
@@ -68,6 +69,12 @@ def read_files(
     one linked chain per file on a private ring, the GIL released; big lists are split
     over several rings, one thread each (``read_files_rings``). Use ``uringq.read_files``.
     The ``_`` arguments size the run (tests only; ``_threads`` forces the ring count)."""
+
+def _read_rest(fd: _Fd, offset: int, size: int) -> bytes | None:
+    """The ``size`` bytes from ``offset`` to the end of the regular file ``fd``, read now
+    without blocking (``preadv2`` with ``RWF_NOWAIT``), or ``None`` when they cannot be:
+    not all in the page cache, the file not exactly that long, or any error (for a real
+    read to report). ``uringq.aio`` reads a small file so right after opening it."""
 
 def read_files_rings(files: int) -> int:
     """How many rings (threads) ``read_files`` spreads ``files`` files over here: one per
@@ -326,7 +333,7 @@ class NativeQueue:
     def _aio_read_into(self, fd: _Fd, offset: int, buf: Buffer) -> Any: ...
     def _aio_schedule(self) -> None: ...
     def _aio_flush(self) -> int: ...
-    def _aio_open_file(self, path: _Path, flags: int, mode: int, prefetch: int) -> Any: ...
+    def _aio_open_file(self, path: _Path, flags: int, mode: int) -> Any: ...
     # uringq.aio's whole-file groups (direct descriptors, Linux 5.15+: see _whole_files):
     # a read settles with bytes (or None when its EOF probe found more than the first
     # read returned: read the file again), a write with the bytes written.
@@ -345,14 +352,10 @@ class NativeQueue:
     ) -> None: ...
     @property
     def _whole_files(self) -> bool: ...
-    # uringq.aio.open's open: settles with (fd, st_mode, st_size, st_blksize, content),
-    # content being (the data of a small regular file, its stamp) or None; the stamp of
-    # an fd's file now; the registration of an fd its owner deregisters before closing.
-    def _prepare_open_file(
-        self, path: _Path, flags: int, mode: int, user_data: object, *, prefetch: int = 0
-    ) -> None: ...
+    # uringq.aio.open's open: settles with (fd, st_mode, st_size, st_blksize); the
+    # registration of an fd its owner deregisters before closing.
+    def _prepare_open_file(self, path: _Path, flags: int, mode: int, user_data: object) -> None: ...
     def _adopt(self, fd: _Fd) -> None: ...
-    def _file_stamp(self, fd: _Fd) -> int: ...
     def wakeup(self) -> None: ...
     def fileno(self) -> int: ...
     def register_buffer(self, buf: Buffer) -> None:

@@ -58,11 +58,9 @@ _HOT_METHODS = (
     "_prepare_read_file",
     "_prepare_write_file",
     "_whole_files",
-    # ... uringq.aio.open's open (with the fd's fstat and a small file's content), the
-    # stamp that content is checked against, and the registration without a dup.
+    # ... uringq.aio.open's open (with the fd's fstat) and the registration without a dup.
     "_prepare_open_file",
     "_adopt",
-    "_file_stamp",
     # ... and its request path in one native call (issue 11; see uringq/aio/_driver.py).
     "_aio_bind",
     "_aio_read",

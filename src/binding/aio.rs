@@ -207,16 +207,15 @@ impl NativeQueue {
         path: &Bound<'py, PyAny>,
         flags: &Bound<'py, PyAny>,
         mode: &Bound<'py, PyAny>,
-        prefetch: usize,
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let this = slf.get();
         let (maker, backlog) = this.hooks(py)?;
         let fut = future(py, maker)?;
         let queued = backlog.len()? == 0 && {
-            let request = this.ensure_open(py).and_then(|()| {
-                this.open_file_request(path, flags, mode, fut.clone().unbind(), prefetch)
-            });
+            let request = this
+                .ensure_open(py)
+                .and_then(|()| this.open_file_request(path, flags, mode, fut.clone().unbind()));
             // SAFETY: an OPENAT points only into its own path (a CString the op owns).
             let prepared = request.map(|(op, pin)| {
                 unsafe { this.core.prepare(Request::new(op, None), pin) }.map_err(|(e, pin)| {
@@ -232,12 +231,10 @@ impl NativeQueue {
             }
         };
         if !queued {
-            let kwargs = PyDict::new(py);
-            kwargs.set_item(intern!(py, "prefetch"), prefetch)?;
             let call = (
                 slf.getattr(intern!(py, "_prepare_open_file"))?,
                 (path, flags, mode),
-                kwargs,
+                PyDict::new(py),
             );
             let entry = (KIND_CALL, 0, 0, call, fut.clone());
             backlog.call_method1(intern!(py, "append"), (entry,))?;

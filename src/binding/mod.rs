@@ -50,6 +50,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(whole_files::write_files, m)?)?;
     m.add_function(wrap_pyfunction!(whole_files::whole_files_mode, m)?)?;
     m.add_function(wrap_pyfunction!(whole_files::read_files_rings, m)?)?;
+    m.add_function(wrap_pyfunction!(open_file::_read_rest, m)?)?;
     // Start counting forks now, before anything can fork.
     core::fork_generation();
     Ok(())

@@ -15,7 +15,6 @@ use super::aio::AioHooks;
 use super::args;
 use super::buffer::{uninit_bytes, Access, RawBuffer};
 use super::errors::to_pyerr;
-use super::open_file::Prefetch;
 use super::pool::{Pool, Pooled};
 use super::requests::{self, named_path, Extras};
 use crate::core::{BatchCache, BatchDir, Error, Op, Queue};
@@ -55,13 +54,8 @@ pub enum Buffers {
     Bytes(Py<PyBytes>),
     /// The buffer a `_prepare_read_file` group reads into (its bytes are copied out).
     WholeFile(Pooled),
-    /// No buffer: an `_prepare_open_file` open, settled with the new fd's `fstat` fields
-    /// (and the content of a regular file of up to `prefetch` bytes: see `open_file`).
-    OpenFile {
-        prefetch: usize,
-    },
-    /// The read an `_prepare_open_file` open makes of its file.
-    Prefetch(Box<Prefetch>),
+    /// No buffer: an `_prepare_open_file` open, settled with the new fd's `fstat` fields.
+    OpenFile,
 }
 
 /// An io_uring queue (the `io_uring` provider). Use `uringq.IoQueue`.
@@ -155,13 +149,6 @@ impl NativeQueue {
         self.ensure_open(py)?;
         let fd = args::fd(fd)?;
         self.core.adopt(fd).map_err(|e| to_pyerr(py, e))
-    }
-
-    /// A number that changes when the file `fd` is open on may have changed (its size,
-    /// times, inode), as `_prepare_open_file` gives with the content it read; 0 if
-    /// `fstat` fails.
-    fn _file_stamp(&self, fd: &Bound<'_, PyAny>) -> PyResult<u64> {
-        Ok(super::open_file::file_stamp(args::fd(fd)?))
     }
 
     fn deregister(&self, fd: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -301,23 +288,19 @@ impl NativeQueue {
     }
 
     /// `uringq.aio.open`'s open: `prepare_openat(path, flags, mode, user_data=...)`
-    /// settled (by `_settle_futures`) with `(fd, st_mode, st_size, st_blksize, content)`:
-    /// the new fd's `fstat`, taken natively (a Python `os.stat_result` costs more than
-    /// the system call), and `content`, `(data, stamp)` for a regular file of 1 to
-    /// `prefetch` bytes read on the queue before the future settles (else `None`: see
-    /// `open_file`); or the `OSError` with `filename`.
-    #[pyo3(signature = (path, flags, mode, user_data, *, prefetch = 0))]
+    /// settled (by `_settle_futures`) with `(fd, st_mode, st_size, st_blksize)`, the new
+    /// fd's `fstat`, taken natively (a Python `os.stat_result` costs more than the system
+    /// call); or the `OSError` with `filename`.
     fn _prepare_open_file(
         &self,
         path: &Bound<'_, PyAny>,
         flags: &Bound<'_, PyAny>,
         mode: &Bound<'_, PyAny>,
         user_data: Py<PyAny>,
-        prefetch: usize,
     ) -> PyResult<()> {
         let py = path.py();
         self.ensure_open(py)?;
-        let (op, pin) = self.open_file_request(path, flags, mode, user_data, prefetch)?;
+        let (op, pin) = self.open_file_request(path, flags, mode, user_data)?;
         self.submit(py, op, None, Extras::untimed(false, false)?, pin)
     }
 
@@ -328,9 +311,8 @@ impl NativeQueue {
         path: &Bound<'py, PyAny>,
         flags: &Bound<'py, PyAny>,
         mode: &Bound<'py, PyAny>,
-        prefetch: usize,
     ) -> PyResult<Bound<'py, PyAny>> {
-        NativeQueue::aio_open_file(slf, path, flags, mode, prefetch)
+        NativeQueue::aio_open_file(slf, path, flags, mode)
     }
 
     #[pyo3(signature = (fd, *, user_data = None, link = false, hardlink = false))]

@@ -165,13 +165,9 @@ fn settle_future(queue: &NativeQueue, py: Python<'_>, done: Done<Pin>) -> PyResu
         more,
         ..
     } = done;
-    // `uringq.aio.open`'s open and its read (see `open_file`).
+    // `uringq.aio.open`'s open (see `open_file`).
     match (&payload.buffers, extra) {
-        (Buffers::OpenFile { prefetch }, Extra::Fd(fd)) => {
-            let prefetch = *prefetch;
-            queue.settle_open(py, payload, fd, prefetch)
-        }
-        (Buffers::Prefetch(_), _) => queue.settle_prefetched(py, payload, result),
+        (Buffers::OpenFile, Extra::Fd(fd)) => queue.settle_open(py, payload, fd),
         (_, extra) => settle_plain(py, payload, result, extra, more),
     }
 }

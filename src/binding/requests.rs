@@ -49,7 +49,6 @@ impl NativeQueue {
             op,
             file,
             slot: None,
-            held_fd: None,
             link: extras.link,
             deadline: extras.deadline,
         };

@@ -11,6 +11,7 @@ mod files;
 mod fork;
 #[cfg(test)]
 mod fuzz;
+mod nowait;
 mod ops;
 #[cfg(test)]
 mod ops_tests;
@@ -27,6 +28,7 @@ pub use batch::{Batch, BatchCache, BatchDir, BatchError, Registered};
 pub use error::{Error, WaitError};
 pub use eventfd::EventFd;
 pub use fork::fork_generation;
+pub use nowait::read_rest;
 pub use ops::{timespec, Link, Op, Request, AT_FDCWD};
 pub use probe::{probe, probed_opcodes, strerror, Unsupported};
 pub use queue::{Queue, MAX_CQ_ENTRIES, MAX_SQ_ENTRIES};

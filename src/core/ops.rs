@@ -136,9 +136,6 @@ pub struct Request {
     pub file: Option<RawFd>,
     /// Or the direct descriptor slot it runs on (inside a group).
     pub slot: Option<u32>,
-    /// Or an fd that is not registered but that its payload keeps open until the
-    /// completion is taken (so the number cannot be reused meanwhile).
-    pub held_fd: Option<RawFd>,
     pub link: Link,
     /// Completes with ETIMEDOUT if not done by then (a linked timeout in the kernel).
     pub deadline: Option<Duration>,
@@ -151,7 +148,6 @@ impl Request {
             op,
             file,
             slot: None,
-            held_fd: None,
             link: Link::None,
             deadline: None,
         }

@@ -22,7 +22,6 @@ fn submit(q: &Q, op: Op, file: Option<RawFd>, link: Link, deadline: Option<Durat
         op,
         file,
         slot: None,
-        held_fd: None,
         link,
         deadline,
     };

@@ -371,7 +371,7 @@ impl<T: Send + 'static> Queue<T> {
         let target = match (req.file, req.slot) {
             (Some(fd), _) => st.files.target(fd).unwrap_or(Target::Fd(fd)),
             (None, Some(slot)) => Target::Fixed(slot),
-            (None, None) => Target::Fd(req.held_fd.unwrap_or(-1)),
+            (None, None) => Target::Fd(-1),
         };
         let mut entry = Entry {
             op: req.op,

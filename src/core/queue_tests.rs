@@ -271,35 +271,6 @@ fn an_adopted_fd_is_used_under_its_own_number_with_no_duplicate() {
 }
 
 #[test]
-fn a_held_fd_is_read_without_registration() {
-    let (_dir, f) = data_file(4096);
-    let q: Queue<Vec<u8>> = Queue::new(2, 4).unwrap();
-    let mut buf = vec![0u8; 4];
-    let mut req = Request::new(
-        Op::Read {
-            ptr: buf.as_mut_ptr(),
-            len: 4,
-            offset: 8,
-        },
-        None,
-    );
-    req.held_fd = Some(f.as_raw_fd());
-    // SAFETY: `buf` and `f` outlive the request (it is waited for below).
-    unsafe { q.prepare(req, Vec::new()) }
-        .map_err(|(e, _)| e)
-        .unwrap();
-    q.commit().unwrap();
-    let done = q.wait(1, 1, None, no_check).unwrap();
-    assert_eq!(done[0].result, 4);
-    assert_eq!(buf, vec![8, 9, 10, 11]);
-    assert!(matches!(
-        q.deregister(f.as_raw_fd()),
-        Err(Error::NotRegistered(_))
-    ));
-    q.close(false).unwrap();
-}
-
-#[test]
 fn completions_left_behind_by_max_events_keep_the_eventfd_readable() {
     let (_dir, f) = data_file(4096);
     let q: Queue<Vec<u8>> = Queue::new(4, 8).unwrap();

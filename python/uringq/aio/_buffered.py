@@ -53,13 +53,12 @@ class _Buffered(BufferCore):
         raw = self._raw
         if (
             raw is not None
-            and raw._fresh >= 0  # the file read with the open (a reader's raw file only)
+            and raw._first  # a small file's first read (a reader's raw file only)
             and (size is None or (type(size) is int and size == -1))
             and self._read_end == -1  # nothing buffered
             and not self._turn.busy
-            and raw._fd >= 0
             and not raw._closing
-            and (data := raw._read_fresh()) is not None
+            and (data := raw._read_all_now()) is not None
         ):
             return Ready(data)  # no coroutine: the aiofiles-style small-file path
         return self._read(size)

@@ -100,10 +100,6 @@ def _no_driver() -> Driver | None:
 _last: Callable[[], Driver | None] = _no_driver
 
 
-def _no_stamp(fd: int) -> int:
-    return 0  # Driver.file_stamp where nothing is read with an open
-
-
 class Driver(Operations):
     """The queue of one event loop and the glue between its completions and futures.
 
@@ -136,13 +132,12 @@ class Driver(Operations):
         "_wait",
         "adopt",
         "closed",
-        "file_stamp",
-        "generation",
         "loop",
         "open_file",
         "queue",
         "read",
         "read_into",
+        "read_rest",
     )
 
     read: Callable[[int, int, int], asyncio.Future[bytes]]
@@ -151,15 +146,12 @@ class Driver(Operations):
     read_into: Callable[[int, int, Buffer], asyncio.Future[int]]
     """``read_into(fd, offset, buf)``: read ``len(buf)`` bytes at ``offset`` into ``buf``;
     the result is bytes read."""
-    open_file: Callable[[Any, int, int, int], asyncio.Future[Any]] | None
-    """Native queue only: ``open_file(path, flags, mode, prefetch)``, a future of ``(fd,
-    st_mode, st_size, st_blksize, content)``; ``content``: ``(data, file_stamp)`` of a
-    regular file of 1 to ``prefetch`` bytes, read before it settles, else ``None``."""
-    file_stamp: Callable[[int], int]
-    """Changes when the file an fd is open on may have changed (size, times, inode)."""
-    generation: int
-    """Counts the driver's loop callbacks; an open's content serves reads only while it
-    is unchanged (each delivery schedules a flush behind the task it wakes)."""
+    open_file: Callable[[Any, int, int], asyncio.Future[tuple[int, int, int, int]]] | None
+    """Native queue only: ``open_file(path, flags, mode)``, a future of ``(fd, st_mode,
+    st_size, st_blksize)``."""
+    read_rest: Callable[[int, int, int], bytes | None] | None
+    """With ``open_file``: ``read_rest(fd, offset, size)``, a small file's rest read now
+    without blocking, or ``None`` (``uringq._native._read_rest``)."""
     adopt: Callable[[int], None]  # registers an fd its file object owns (no dup)
 
     def __init__(
@@ -175,7 +167,6 @@ class Driver(Operations):
         self.loop = loop
         self.queue = queue = IoQueue(sq_entries, cq_entries, provider=provider)
         self.closed = False
-        self.generation = 0
         # Bound once: the request path makes no attribute lookups it can avoid.
         self._prepare_read = queue.prepare_read
         self._prepare_write = queue.prepare_write
@@ -199,7 +190,6 @@ class Driver(Operations):
         self._retry_handle: asyncio.TimerHandle | None = None
         self._ops = {name for name in OPERATIONS if hasattr(queue, name)}
         self.adopt = getattr(queue, "_adopt", queue.register)
-        self.file_stamp = getattr(queue, "_file_stamp", _no_stamp)
         # The hot methods: on the native queue one native call per request and per flush
         # (issue 11), else the Python versions below.
         bind = getattr(queue, "_aio_bind", None)
@@ -210,14 +200,19 @@ class Driver(Operations):
             self.read_into = queue._aio_read_into  # type: ignore[attr-defined]
             self._schedule: Callable[[], None] = queue._aio_schedule  # type: ignore[attr-defined]
             self._flush_native: Callable[[], int] | None = queue._aio_flush  # type: ignore[attr-defined]
-            # uringq.aio.open's open: the fd with its fstat (and a small file's content).
+            # uringq.aio.open's open: the fd with its fstat, and a small file's first read.
             self.open_file = getattr(queue, "_aio_open_file", None) if self._fast_open else None
+            self.read_rest = None
+            if self.open_file is not None:
+                from .. import _native
+
+                self.read_rest = _native._read_rest
         else:
             self.read = self._read
             self.read_into = self._read_into
             self._schedule = self._schedule_flush
             self._flush_native = None
-            self.open_file = None
+            self.open_file = self.read_rest = None
         self._fileno = queue.fileno()
         try:
             loop.add_reader(self._fileno, self._reap)
@@ -437,7 +432,6 @@ class Driver(Operations):
     def _flush_bound(self) -> None:
         """The native queue's flush (``_aio_flush``: commit, settle, schedule the next one,
         as :meth:`_flush`), then the backlog and deferred deregistrations."""
-        self.generation += 1
         if self.closed:
             return
         assert self._flush_native is not None
@@ -476,7 +470,6 @@ class Driver(Operations):
 
         Returns how many completions it took.
         """
-        self.generation += 1
         if self.closed:
             return 0
         settle = self._settle_futures

@@ -43,9 +43,10 @@ if TYPE_CHECKING:
 __all__ = ["Mode", "Opening", "open", "parse_mode"]
 
 _ACCESS = os.O_RDONLY | os.O_WRONLY | os.O_RDWR
-PREFETCH_MAX = 65536
-"""The largest file whose content an ``open`` for reading fetches with the open (one
-loop turn for ``async with open(p) as f: await f.read()`` instead of two)."""
+SMALL_FILE_MAX = 65536
+"""The largest file (at the open) whose first read, when the file is opened only to be
+read, takes its rest at once from the page cache (``AsyncFileIO._first``: one loop turn
+for ``async with open(p) as f: await f.read()`` instead of two)."""
 _READER = (True, False, False, False)  # AsyncFileIO's flags for "r": readable only
 
 
@@ -278,18 +279,16 @@ async def _open(request: Opening) -> AsyncFile:
     if open_file is not None and opener is None and not isinstance(file, int):
         # The native open (the aiofiles-style hot path): the fstat comes with the fd,
         # which this file object owns, so it is adopted rather than registered.
-        # A small regular file opened only to be read comes with its content: reads made
-        # before this task yields to the loop again are served from it (AsyncFileIO).
         flags = request.flags
-        prefetch = PREFETCH_MAX if flags & _ACCESS == os.O_RDONLY else 0
-        opening = open_file(file, flags, request.perms, prefetch)
+        opening = open_file(file, flags, request.perms)
         try:
-            fd, mode, size, blksize, content = await opening
+            fd, mode, size, blksize = await opening
         except asyncio.CancelledError:  # _workers.take_fd, inline: the hot path
             if opening.done() and not opening.cancelled() and opening.exception() is None:
                 os.close(opening.result()[0])
             raise
         register = driver.adopt
+        small = flags & _ACCESS == os.O_RDONLY and stat.S_ISREG(mode) and 0 < size <= SMALL_FILE_MAX
     else:
         if isinstance(file, int):
             fd = file
@@ -309,7 +308,7 @@ async def _open(request: Opening) -> AsyncFile:
             raise
         mode, size, blksize = st.st_mode, st.st_size, st.st_blksize
         register = driver.queue.register
-        content = None
+        small = False
     owned = not isinstance(file, int)  # a caller's fd stays the caller's if FileIO fails
     if stat.S_ISDIR(mode):
         if owned:
@@ -319,7 +318,7 @@ async def _open(request: Opening) -> AsyncFile:
     try:
         register(fd)
         registered = True
-        obj = request.obj = _layers(driver, fd, (mode, size, blksize), request, content)
+        obj = request.obj = _layers(driver, fd, (mode, size, blksize), request, small)
         return obj
     except BaseException:
         if registered:
@@ -340,18 +339,16 @@ def _position(fd: int, mode: int, appending: bool, *, fresh: bool) -> int | None
         return None
 
 
-def _layers(
-    driver: Driver, fd: int, st: FileStat, request: Opening, content: tuple[bytes, int] | None
-) -> AsyncFile:
-    """Build the raw, buffered and text layers as the builtin does; ``content``: the
-    whole file, read with the open (see ``AsyncFileIO``)."""
+def _layers(driver: Driver, fd: int, st: FileStat, request: Opening, small: bool) -> AsyncFile:
+    """Build the raw, buffered and text layers as the builtin does; ``small``: a small
+    regular file opened by path only to be read (see ``AsyncFileIO._first``)."""
     parsed, buffering, file = request.parsed, request.buffering, request.file
     mode, _, blksize = st
-    if content is not None and buffering < 0 and not parsed.text:
-        # The aiofiles-style hot path: "rb" of a small regular file (content comes only
-        # with a read-only open of one by path), default buffering: a reader at 0.
+    if small and buffering < 0 and not parsed.text:
+        # The aiofiles-style hot path: "rb" of a small regular file, default buffering:
+        # a reader at 0.
         raw = AsyncFileIO(
-            driver, fd, file, flags=_READER, closefd=True, st=st, position=0, content=content
+            driver, fd, file, flags=_READER, closefd=True, st=st, position=0, small=True
         )
         return AsyncBufferedReader(raw, blksize if blksize > 1 else io.DEFAULT_BUFFER_SIZE)
     readable = parsed.reading or parsed.updating
@@ -368,7 +365,7 @@ def _layers(
         closefd=request.closefd,
         st=st,
         position=position,
-        content=content,
+        small=small,
     )
     try:
         line_buffering = False

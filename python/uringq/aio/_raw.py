@@ -130,8 +130,7 @@ class AsyncFileIO(Positional, AsyncFile):
         "_created",
         "_driver",
         "_fd",
-        "_fresh",
-        "_fresh_stamp",
+        "_first",
         "_name",
         "_next",
         "_pos",
@@ -154,7 +153,7 @@ class AsyncFileIO(Positional, AsyncFile):
         closefd: bool,
         st: FileStat,
         position: int | None,
-        content: tuple[bytes, int] | None = None,
+        small: bool = False,
     ) -> None:
         self._driver = driver
         self._fd = fd
@@ -173,16 +172,11 @@ class AsyncFileIO(Positional, AsyncFile):
         self._ahead_at = 0
         self._ahead_size = 0
         self._next = -1  # where the last read-ahead read ended
-        # The whole file, read with the open: it serves reads while the driver's
-        # generation is the one it was delivered in (until the loop runs anything else:
-        # no write made while this task yielded is missed) and the file's stamp (size,
-        # times, inode) is the open's (no write made meanwhile by this task's own code
-        # either; the size it had is where EOF is). -1: no such content.
-        self._fresh = -1
-        if content is not None:
-            self._ahead, self._fresh_stamp = content
-            self._next = len(self._ahead)
-            self._fresh = driver.generation
+        # A small regular file opened to be read (1 B to 64 KiB at the open, by the native
+        # open): its first read takes the rest of it at once if that is in the page cache
+        # (Driver.read_rest), with no request and no loop turn, as a cached read on the
+        # queue would complete inline. Made when asked, it sees every change made before.
+        self._first = small
 
     # -- attributes -----------------------------------------------------------------------
     @property
@@ -297,11 +291,13 @@ class AsyncFileIO(Positional, AsyncFile):
         this file drop the window; like any buffer it does not see other writers.
         """
         pos = self._pos
-        if self._fresh >= 0 and self._fresh_content():  # the file to its end
-            data = self._ahead[pos : pos + size]
+        if self._first and (rest := self._read_rest()) is not None:
+            # The file to its end: the window, whose end is EOF as of now.
+            self._ahead, self._ahead_at, self._next = rest, pos, pos + len(rest)
+            data = rest[:size]
             self._pos = pos + len(data)
             return data
-        ahead = self._ahead  # after the check above, which may have dropped it
+        ahead = self._ahead
         start = pos - self._ahead_at
         if start >= 0 and start + size <= len(ahead):
             self._pos = pos + size
@@ -340,27 +336,25 @@ class AsyncFileIO(Positional, AsyncFile):
     def _drop_ahead(self) -> None:
         self._ahead = b""
         self._next = -1
-        self._fresh = -1
 
-    def _read_fresh(self) -> bytes | None:
-        """Read to EOF from the content read with the open, if it may serve (see
-        ``_fresh``); None if not."""
-        if not self._fresh_content():
+    def _read_rest(self) -> bytes | None:
+        """The first read of a small file (see ``_first``): the file from the position to
+        its end, read now without blocking; None if it cannot be (not all in the page
+        cache, or not the size the open saw: a real read follows). The caller moves the
+        position."""
+        self._first = False
+        read_rest, pos = self._driver.read_rest, self._pos
+        want = self._size - pos
+        if read_rest is None or want <= 0 or self._fd < 0:
             return None
-        ahead, start = self._ahead, self._pos
-        if start >= len(ahead):
-            return b""
-        self._pos = len(ahead)
-        return ahead[start:] if start else ahead
+        return read_rest(self._fd, pos, want)
 
-    def _fresh_content(self) -> bool:
-        """True while the content read with the open may serve reads (see ``_fresh``);
-        else it is dropped."""
-        driver = self._driver
-        if self._fresh == driver.generation and driver.file_stamp(self._fd) == self._fresh_stamp:
-            return True
-        self._drop_ahead()
-        return False
+    def _read_all_now(self) -> bytes | None:
+        """:meth:`_read_rest`, the position moved to EOF."""
+        rest = self._read_rest()
+        if rest is not None:
+            self._pos += len(rest)
+        return rest
 
     async def _read_all(self) -> bytes:
         """Read to EOF from the position: the size from ``fstat``, then one read of it and
@@ -375,8 +369,8 @@ class AsyncFileIO(Positional, AsyncFile):
                 chunks.append(data)
             return b"".join(chunks)
         start = self._pos
-        if self._fresh >= 0 and (content := self._read_fresh()) is not None:
-            return content
+        if self._first and (rest := self._read_all_now()) is not None:
+            return rest
         want = self._size - start  # a hint only: the read past it confirms EOF
         if 0 < want <= _ONE_READ:
             data = await read(fd, want + _PROBE, start)
