@@ -250,3 +250,39 @@ def test_opens_that_never_block_on_a_fifo_are_not_poked(tmp_path: Any) -> None:
         assert got["nb"].error is not None and got["nb"].error.errno == errno.ENXIO
     finally:
         q.close(cancel=True)
+
+
+def test_a_read_of_a_nonblocking_fifo_that_never_had_a_writer_is_eof(provider: str) -> None:
+    """Such a FIFO is at EOF (``os.read`` gives b"") though ``poll`` never says it is
+    ready; a read request completes with 0 on both providers, and ``uringq.aio`` reads
+    b"" as the builtin does (through an ``O_NONBLOCK`` opener)."""
+    out = _child(
+        provider,
+        """
+import asyncio, uringq.aio
+fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+q.register(fd)
+buf = bytearray(8)
+q.prepare_read(fd, 0, buf, user_data="r")
+q.commit()
+(c,) = q.wait(1, timeout=5)
+out["queue"] = [c.result, errno_of(c)]
+q.deregister(fd)
+os.close(fd)
+def opener(path, flags):
+    return os.open(path, flags | os.O_NONBLOCK)
+async def main():
+    uringq.aio.get_driver(provider=PROVIDER)
+    got = []
+    for buffering in (-1, 0):
+        async with uringq.aio.open(fifo, "rb", buffering=buffering, opener=opener) as f:
+            got.append((await asyncio.wait_for(f.read(), 5)).decode())
+    return got
+with open(fifo, "rb", opener=opener) as f:
+    out["builtin"] = f.read().decode()
+out["aio"] = asyncio.run(main())
+""",
+    )
+    assert out["queue"] == [0, None]
+    assert out["builtin"] == ""
+    assert out["aio"] == ["", ""]

@@ -303,18 +303,19 @@ def _plain_stream_call(
 ) -> tuple[int, OSError | None] | None:
     """A stream call where ``RWF_NOWAIT`` is refused: only as much as cannot block.
 
-    ``None`` when the fd is not ready. Without ``O_NONBLOCK``, a read asks for at most
-    what ``FIONREAD`` reports (everything at EOF or when it reports nothing) and a write
-    sends ``PIPE_BUF`` bytes at a time while the fd stays writable.
+    ``None`` when the fd is not ready. An ``O_NONBLOCK`` fd takes the call itself (it
+    cannot wait; and a FIFO that never had a writer is at EOF though ``poll`` never says
+    so, as io_uring's read finds). Otherwise only once ``poll`` says the fd is ready: a
+    read asks for at most what ``FIONREAD`` reports (everything at EOF or when it reports
+    nothing) and a write sends ``PIPE_BUF`` bytes at a time while the fd stays writable.
     """
-    events = _STREAM_EVENTS[kind]
     try:
-        if nbytes and not _ready_now(dup, events):
-            return None
         if not nbytes:
             done = 0
         elif not os.get_blocking(dup):
             done = (os.readv if kind == READ else os.writev)(dup, views)
+        elif not _ready_now(dup, _STREAM_EVENTS[kind]):
+            return None
         elif kind == READ:
             limit = _readable_bytes(dup)
             done = os.readv(dup, _window(views, 0, limit) if 0 < limit < nbytes else views)
