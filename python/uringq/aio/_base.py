@@ -165,7 +165,11 @@ async def uninterrupted(coro: Coroutine[Any, Any, T]) -> T:
 
 
 class Ready:
-    """An awaitable that is done already (no loop needed: ``close()`` outside a loop)."""
+    """An awaitable that is done already (no loop needed: ``close()`` outside a loop).
+
+    It is also a coroutine as ``asyncio`` sees one (``send``/``throw``/``close``,
+    registered as ``collections.abc.Coroutine``), so ``asyncio.create_task(f.close())``
+    works as with aiofiles, whose methods are coroutines."""
 
     __slots__ = ("value",)
 
@@ -175,6 +179,15 @@ class Ready:
     def __await__(self) -> Generator[Any, None, Any]:
         return self.value
         yield  # a generator: awaiting it returns at once
+
+    def send(self, value: object) -> Any:
+        raise StopIteration(self.value)
+
+    def throw(self, typ: Any, val: Any = None, tb: TracebackType | None = None) -> Any:
+        raise _exception(typ, val, tb)
+
+    def close(self) -> None:
+        pass
 
     def done(self) -> bool:
         return True
@@ -187,18 +200,48 @@ class Closing:
     """Awaits the close of an fd (a future of the queue's close) and returns None.
 
     The future is shielded: a cancelled waiter must not cancel the close itself (a
-    close still in the driver's backlog would be dropped, and the fd leak)."""
+    close still in the driver's backlog would be dropped, and the fd leak). A coroutine
+    as ``asyncio`` sees one, as :class:`Ready`."""
 
-    __slots__ = ("fut",)
+    __slots__ = ("_steps", "fut")
 
     def __init__(self, fut: asyncio.Future[Any]) -> None:
         self.fut = fut
+        self._steps: Generator[Any, None, None] | None = None
 
     def __await__(self) -> Generator[Any, None, None]:
         yield from asyncio.shield(self.fut).__await__()
 
+    def _started(self) -> Generator[Any, None, None]:
+        steps = self._steps
+        if steps is None:
+            steps = self._steps = self.__await__()
+        return steps
+
+    def send(self, value: None) -> Any:
+        return self._started().send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: TracebackType | None = None) -> Any:
+        return self._started().throw(_exception(typ, val, tb))
+
+    def close(self) -> None:
+        if self._steps is not None:
+            self._steps.close()
+
     def done(self) -> bool:
         return self.fut.done()
+
+
+def _exception(typ: Any, val: Any, tb: TracebackType | None) -> BaseException:
+    """What ``coroutine.throw(typ[, val[, tb]])`` raises."""
+    exc = typ if isinstance(typ, BaseException) else (typ() if val is None else typ(val))
+    if isinstance(val, BaseException):
+        exc = val
+    return exc.with_traceback(tb) if tb is not None else exc
+
+
+Coroutine.register(Ready)
+Coroutine.register(Closing)
 
 
 _DONE: Final = Ready()  # immutable in practice: nothing assigns .value after __init__

@@ -18,7 +18,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from uringq._checks import write_source
-from uringq.aio._base import CLOSED, Ready, line_limit, uninterrupted, unsupported
+from uringq.aio._base import CLOSED, line_limit, uninterrupted, unsupported
 from uringq.aio._bufcore import DETACHED, BufferCore
 
 if TYPE_CHECKING:
@@ -50,6 +50,14 @@ class _Buffered(BufferCore):
             if fd < 0:
                 return self._closed_future()
             return self._driver.read(fd, size, offset)  # type: ignore[arg-type]
+        return self._read(size)
+
+    def _closed_future(self) -> asyncio.Future[Any]:
+        fut: asyncio.Future[Any] = self._driver.loop.create_future()
+        fut.set_exception(ValueError(CLOSED))
+        return fut
+
+    async def _read(self, size: int | None) -> bytes:
         raw = self._raw
         if (
             raw is not None
@@ -60,19 +68,10 @@ class _Buffered(BufferCore):
             and not raw._closing
             and (data := raw._read_all_now()) is not None
         ):
-            return Ready(data)  # no coroutine: the aiofiles-style small-file path
-        return self._read(size)
-
-    def _closed_future(self) -> asyncio.Future[Any]:
-        fut: asyncio.Future[Any] = self._driver.loop.create_future()
-        fut.set_exception(ValueError(CLOSED))
-        return fut
-
-    async def _read(self, size: int | None) -> bytes:
+            return data  # the aiofiles-style small-file path: no request, no loop turn
         n = -1 if size is None else operator.index(size)
         if not self._readable:  # io.BufferedIOBase.read: no other checks
             raise unsupported("read")
-        raw = self._raw
         if raw is None:
             raise ValueError(DETACHED)
         if n < -1:
