@@ -56,6 +56,18 @@ async def aio_error(call: Callable[[], Any]) -> tuple[Any, ...]:
     raise AssertionError("uringq.aio did not fail")
 
 
+class _FsPath:
+    """A path-like object whose ``__fspath__`` raises ``value`` or returns it."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __fspath__(self) -> Any:
+        if isinstance(self.value, BaseException):
+            raise self.value
+        return self.value
+
+
 def error_cases(tmp: Path, sample: Path) -> list[tuple[str, Any, dict[str, Any]]]:
     """(description, file, keyword arguments) of opens that fail."""
     return [
@@ -72,6 +84,11 @@ def error_cases(tmp: Path, sample: Path) -> list[tuple[str, Any, dict[str, Any]]
         ("float file", 1.5, {}),
         ("None file", None, {}),
         ("list file", [1], {}),
+        ("__fspath__ raises", _FsPath(TypeError("inner")), {}),
+        ("__fspath__ raises OSError", _FsPath(OSError(5, "inner")), {}),
+        ("__fspath__ returns int", _FsPath(5), {}),
+        ("__fspath__ returns None", _FsPath(None), {}),
+        ("__fspath__ returns a missing path", _FsPath(str(tmp / "missing")), {}),
         ("negative fd", -1, {}),
         ("bad fd", 99_999, {"mode": "rb"}),
         ("mode type", sample, {"mode": 1}),

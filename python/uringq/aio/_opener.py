@@ -228,12 +228,7 @@ def open(  # noqa: PLR0917 - the builtin's signature
     """
     del executor
     if type(file) is not str and not isinstance(file, int):
-        try:
-            file = os.fspath(file)
-        except TypeError:
-            raise TypeError(
-                f"expected str, bytes or os.PathLike object, not {type(file).__name__}"
-            ) from None
+        file = os.fspath(file)  # its TypeErrors are the builtin open's, word for word
     cached = _FLAGS.get(mode) if type(mode) is str else None  # _mode_and_flags, inline
     parsed, flags = cached if cached is not None else _mode_and_flags(mode)
     buffering = operator.index(buffering)
