@@ -540,3 +540,60 @@ def test_a_close_not_awaited_before_the_loop_closes_still_closes_the_fd(
             return
         time.sleep(0.01)
     raise AssertionError(f"fd {fd} still open after the loop closed")
+
+
+@pytest.mark.parametrize("provider_id", ["io_uring", "threadpool"])
+def test_opens_at_the_descriptor_limit_match_the_builtin(provider_id: str, tmp_path: Path) -> None:
+    """With one descriptor free, the open takes it and succeeds, as the builtin's does
+    (the file object's fd is all it holds); with none, the builtin's EMFILE, filename
+    included; nothing is left open either way (in a child: the limit is per process)."""
+    import uringq
+    from helpers.proc import assert_child_ok, run_python
+
+    if provider_id not in {p.id for p in uringq.providers() if p.available}:
+        pytest.skip(f"{provider_id} unavailable")
+    path = tmp_path / "f"
+    path.write_bytes(b"data")
+    proc = run_python(
+        f"""
+        import asyncio, os, resource
+        from uringq import aio
+        from helpers.proc import open_fds
+        path = {str(path)!r}
+        def outcome(call):
+            try:
+                return ("ok", call())
+            except OSError as exc:
+                return (type(exc).__name__, exc.errno, exc.filename)
+        def builtin():
+            with open(path, "rb") as f:
+                return f.read()
+        async def ours():
+            async with aio.open(path, "rb") as f:
+                return await f.read()
+        async def main():
+            aio.get_driver(provider={provider_id!r})
+            async with aio.open(path, "rb") as f:  # the driver's fds and threads are up
+                await f.read()
+            before = open_fds()
+            results = []
+            hole = min(set(range(len(before) + 1)) - before)  # the lowest free number
+            for free in (1, 0):
+                # Below the limit every number is taken but, with one free, that hole.
+                resource.setrlimit(resource.RLIMIT_NOFILE, (hole + free, 4096))
+                expected = outcome(builtin)
+                try:
+                    got = ("ok", await ours())
+                except OSError as exc:
+                    got = (type(exc).__name__, exc.errno, exc.filename)
+                resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
+                results.append((free, expected, got, sorted(open_fds() - before)))
+            return results
+        for free, expected, got, left in asyncio.run(main()):
+            assert got == expected, (free, got, expected)
+            assert left == [], (free, left)
+        print("ok")
+        """
+    )
+    assert_child_ok(proc)
+    assert proc.stdout.strip() == "ok"

@@ -208,3 +208,26 @@ def test_an_fd_with_a_high_number_can_be_registered(queue, two_files):
     finally:
         os.close(high)
         os.close(low)
+
+
+def test_adopt_registers_the_fd_itself_for_its_owner(queue, two_files):
+    """``_adopt`` (uringq.aio's file objects): no duplicate, requests use the fd, and
+    neither deregister nor closing the queue closes it."""
+    first, _ = two_files
+    fd = os.open(first, os.O_RDONLY)
+    try:
+        before = open_fds()
+        queue._adopt(fd)
+        queue._adopt(fd)  # again: nothing changes
+        assert open_fds() == before
+        assert read_via(queue, fd) == b"FIRST FILE "
+        queue.deregister(fd)
+        assert open_fds() == before
+        with pytest.raises(uringq.HandleNotRegistered):
+            queue.prepare_read(fd, 0, bytearray(1))
+        queue._adopt(fd)
+        queue.close()
+        assert fd in open_fds()  # the queue's close leaves the owner's fd open
+        assert os.pread(fd, 5, 0) == b"FIRST"
+    finally:
+        os.close(fd)

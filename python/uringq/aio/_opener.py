@@ -302,7 +302,9 @@ async def _open(request: Opening) -> AsyncFile:
                 os.close(fd)
             raise
         mode, size, blksize = st.st_mode, st.st_size, st.st_blksize
-        register = driver.queue.register
+        # A caller's fd is pinned with a dup (the caller may close it); one opened here
+        # is the file object's own, adopted as on the native path.
+        register = driver.queue.register if isinstance(file, int) else driver.adopt
         small = False
     owned = not isinstance(file, int)  # a caller's fd stays the caller's if FileIO fails
     if stat.S_ISDIR(mode):

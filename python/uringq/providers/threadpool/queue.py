@@ -76,6 +76,14 @@ class ThreadPoolQueue(OperationCalls):
     # -- files ------------------------------------------------------------------------
     def register(self, fd: int | HasFileno) -> None:
         """Pin the open file: requests on ``fd`` use a private ``dup`` until deregister."""
+        self._register(fd, adopt=False)
+
+    def _adopt(self, fd: int | HasFileno) -> None:
+        """``register(fd)`` without the ``dup``: requests use ``fd`` itself, which its owner
+        (a ``uringq.aio`` file object) deregisters before it closes it."""
+        self._register(fd, adopt=True)
+
+    def _register(self, fd: int | HasFileno, *, adopt: bool) -> None:
         if not self._open:
             self._raise_unusable()
         number = _fd(fd)
@@ -84,14 +92,17 @@ class ThreadPoolQueue(OperationCalls):
                 self._raise_unusable()
             if number in self._files:
                 return
-            dup = fcntl.fcntl(number, fcntl.F_DUPFD_CLOEXEC, 0)
             shared = self._shared
+            dup = number if adopt else fcntl.fcntl(number, fcntl.F_DUPFD_CLOEXEC, 0)
             try:
-                stream = stream_kind(dup)
+                stream = stream_kind(dup)  # its fstat raises EBADF for an adopted bad fd
             except BaseException:
-                os.close(dup)
+                if not adopt:
+                    os.close(dup)
                 raise
             self._files[number] = dup
+            if adopt:
+                shared.adopted.add(dup)
             if stream is not None:
                 # Reads and writes go to the stream thread; commit's inline pread (and a
                 # batch's) would only fail with ESPIPE.
@@ -133,7 +144,10 @@ class ThreadPoolQueue(OperationCalls):
                 dups.discard(dup)
             shared.streams.pop(dup, None)
             shared.stream_plain.discard(dup)
-            os.close(dup)
+            if dup in shared.adopted:
+                shared.adopted.discard(dup)
+            else:
+                os.close(dup)
 
     # -- requests ---------------------------------------------------------------------
     def _queue(

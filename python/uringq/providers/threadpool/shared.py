@@ -53,6 +53,7 @@ class SharedState:
     __slots__ = (
         "__weakref__",
         "active",
+        "adopted",
         "advancing",
         "busy",
         "cancelled",
@@ -102,6 +103,7 @@ class SharedState:
         self.busy: dict[int, int] = {}  # fd -> requests in workers or batch calls using it
         self.users = 0  # threads inside wait() or read_many()/write_many()
         self.dups: dict[int, int] = {}  # registered fd -> our dup of it
+        self.adopted: set[int] = set()  # registered fds used as their own dup (_adopt)
         # dups where RWF_NOWAIT never works, for reads and for writes
         self.nowait_off: tuple[set[int], set[int]] = (set(), set())
         self.cancelled = False

@@ -205,8 +205,10 @@ class WorkerPool(StreamPoller):
 
     def close_fds(self) -> None:
         for dup in self.dups.values():
-            close_quietly(dup)
+            if dup not in self.adopted:
+                close_quietly(dup)
         self.dups.clear()
+        self.adopted.clear()
         close_quietly(self.efd)
         self.end_stream_thread()
 
