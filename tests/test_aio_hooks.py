@@ -511,3 +511,57 @@ def test_read_rest_waits_for_nothing_and_consumes_nothing(tmp_path):
 def test_read_rest_checks_its_arguments(args, exc):
     with pytest.raises(exc):
         _read_rest(*args)
+
+
+def test_read_rest_fuzz_over_fd_kinds_offsets_and_sizes(tmp_path):
+    """Random calls on regular files (checked against ``os.pread``), a pipe with data, a
+    socket, an eventfd, /dev/zero, /dev/null, a directory and closed numbers: bytes only
+    when they are exactly the rest of a file, else None, an argument error, or a
+    MemoryError; nothing blocks, and the pipe's data is all still there."""
+    import random
+    import socket
+
+    rng = random.Random(11)
+    files = []
+    for size in (1, 100, 4095, 4096, 8192, 9000, 65_536):
+        path = tmp_path / f"f{size}"
+        path.write_bytes(os.urandom(size))
+        files.append(os.open(path, os.O_RDONLY))
+    r, w = os.pipe()
+    os.write(w, b"keep")
+    a, b = socket.socketpair()
+    efd = os.eventfd(3)
+    others = [
+        r,
+        a.fileno(),
+        efd,
+        os.open("/dev/zero", os.O_RDONLY),
+        os.open("/dev/null", os.O_RDONLY),
+        os.open(tmp_path, os.O_RDONLY),
+    ]
+    try:
+        for _ in range(3000):
+            fd = rng.choice(files + others + [9999, -5])
+            size = rng.choice([0, 1, 4096, rng.randrange(0, 70_000), 1 << 40, -1])
+            offset = rng.choice([0, rng.randrange(0, 70_000), 2**63 - 1, 2**63, -1])
+            try:
+                got = _read_rest(fd, offset, size)
+            except (ValueError, OverflowError, MemoryError):
+                assert fd < 0 or size < 0 or offset < 0 or offset >= 2**63 or size == 1 << 40
+                continue
+            if got is None:
+                if fd in files and size > 0 and offset < 2**63:
+                    whole = os.fstat(fd).st_size
+                    assert offset + size != whole or offset >= whole, (fd, offset, size)
+                continue
+            assert fd in files
+            assert got == os.pread(fd, size + 1, offset)
+        assert os.read(r, 10) == b"keep"
+        assert os.eventfd_read(efd) == 3
+    finally:
+        for fd in files + others[3:]:
+            os.close(fd)
+        for fd in (r, w, efd):
+            os.close(fd)
+        a.close()
+        b.close()
