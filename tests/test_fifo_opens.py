@@ -286,3 +286,87 @@ out["aio"] = asyncio.run(main())
     assert out["queue"] == [0, None]
     assert out["builtin"] == ""
     assert out["aio"] == ["", ""]
+
+
+def test_opens_waiting_for_a_fifo_s_peer_hold_back_no_other_request(provider: str) -> None:
+    """Two write-only opens waiting in the kernel's io-wq (or in workers) for a reader:
+    an open for writing of a regular file (also sent to io-wq on io_uring) and a
+    buffered write still complete at once. (A thread's io-wq took its worker limit from
+    the first ring it used: the 2-entry probe ring allowed two.)"""
+    out = _child(
+        provider,
+        """
+for i in range(2):
+    os.mkfifo(fifo + str(i))
+    q.prepare_openat(fifo + str(i), os.O_WRONLY, user_data=f"fifo{i}")
+q.commit()
+time.sleep(0.2)
+regular = os.path.join(d, "regular")
+open(regular, "wb").close()
+q.prepare_openat(regular, os.O_WRONLY, user_data="regular")
+q.commit()
+t = time.monotonic()
+(c,) = q.wait(1, timeout=5)
+out["first"] = [c.user_data, errno_of(c)]
+fd = c.result
+q.register(fd)
+q.prepare_write(fd, 0, b"data", user_data="write")
+q.commit()
+(w,) = q.wait(1, timeout=5)
+out["write"] = [w.user_data, w.result]
+out["seconds"] = time.monotonic() - t
+q.deregister(fd)
+os.close(fd)
+for i in range(2):
+    os.close(os.open(fifo + str(i), os.O_RDWR))  # the readers: the FIFO opens return
+for c in q.wait(2, timeout=10):
+    if c.error is None:
+        os.close(c.result)
+""",
+    )
+    assert out["first"] == ["regular", None]
+    assert out["write"] == ["write", 4]
+    assert out["seconds"] < 2.0
+
+
+@pytest.mark.parametrize("mode", ["rb", "wb"])
+def test_cancelled_aio_opens_of_fifos_release_what_they_held(provider: str, mode: str) -> None:
+    """Eight tasks cancelled while ``uringq.aio.open`` waits for a FIFO's peer: the opens
+    are cancelled in the queue too, so the loop's next open and write run at once."""
+    code = f"""
+import asyncio, json, os, tempfile, time
+import uringq.aio
+from helpers.proc import open_fds
+d = tempfile.mkdtemp()
+async def main():
+    uringq.aio.get_driver(provider={provider!r})
+    before = open_fds()
+    tasks = []
+    for i in range(8):
+        fifo = os.path.join(d, f"f{{i}}")
+        os.mkfifo(fifo)
+        tasks.append(asyncio.ensure_future(uringq.aio.open(fifo, {mode!r}).__aenter__()))
+    await asyncio.sleep(0.2)
+    for task in tasks:
+        task.cancel()
+    for result in await asyncio.gather(*tasks, return_exceptions=True):
+        if not isinstance(result, BaseException):  # io_uring: a read-only one returns at once
+            await result.close()
+    t = time.monotonic()
+    async def other():
+        async with uringq.aio.open(os.path.join(d, "regular"), "wb") as f:
+            await f.write(b"data")
+    await asyncio.wait_for(other(), 10)
+    seconds = time.monotonic() - t
+    for _ in range(100):  # the cancelled opens' completions land
+        if open_fds() == before:
+            break
+        await asyncio.sleep(0.02)
+    return {{"seconds": seconds, "leaked": sorted(open_fds() - before)}}
+print(json.dumps(asyncio.run(main())))
+"""
+    proc = run_python(code, timeout=60)
+    assert_child_ok(proc)
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["seconds"] < 2.0
+    assert out["leaked"] == []

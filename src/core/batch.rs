@@ -349,7 +349,9 @@ pub(super) fn private_ring(depth: u32) -> io::Result<IoUring> {
         }
         b.build(depth)
     };
-    build(2).or_else(|_| build(1)).or_else(|_| build(0))
+    let ring = build(2).or_else(|_| build(1)).or_else(|_| build(0))?;
+    super::ring::keep_iowq_workers(&ring);
+    Ok(ring)
 }
 
 #[cfg(test)]

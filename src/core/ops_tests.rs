@@ -833,3 +833,54 @@ fn closing_drains_groups_in_flight() {
         "the leader's payload comes back"
     );
 }
+
+#[test]
+fn opens_waiting_for_a_fifo_s_peer_hold_back_no_other_open() {
+    // A thread's io-wq takes its worker limit from the first ring it submits to: a
+    // 2-entry ring here (as the availability probe's), then the queue's.
+    let small = io_uring::IoUring::new(2).unwrap();
+    let nop = io_uring::opcode::Nop::new().build();
+    // SAFETY: a NOP points to no memory.
+    unsafe { small.submission_shared().push(&nop) }.unwrap();
+    small.submit_and_wait(1).unwrap();
+    let (dir, _f) = data_file(10);
+    let q = Q::new(64, 128).unwrap();
+    let fifos: Vec<CString> = (0..3)
+        .map(|i| cpath(&dir.path.join(format!("fifo{i}"))))
+        .collect();
+    for (id, fifo) in (10..).zip(&fifos) {
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let open = Op::OpenAt {
+            dir: AT_FDCWD,
+            path: fifo.clone(),
+            flags: libc::O_WRONLY | libc::O_CLOEXEC,
+            mode: 0,
+            slot: None,
+        };
+        submit(&q, open, None, Link::None, None, id); // to io-wq, waiting for a reader
+    }
+    q.commit().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let open = Op::OpenAt {
+        dir: AT_FDCWD,
+        path: cpath(&dir.path.join("data")),
+        flags: libc::O_WRONLY | libc::O_CLOEXEC,
+        mode: 0,
+        slot: None,
+    };
+    submit(&q, open, None, Link::None, None, 1);
+    q.commit().unwrap();
+    let done = q
+        .wait(1, 1, Some(Duration::from_secs(5)), no_check)
+        .unwrap();
+    for fifo in &fifos {
+        // SAFETY: the reader each waiting open needs; closed at once.
+        unsafe { libc::close(libc::open(fifo.as_ptr(), libc::O_RDWR)) };
+    }
+    let rest = q
+        .wait(3, 3, Some(Duration::from_secs(10)), no_check)
+        .unwrap();
+    assert_eq!(done.iter().map(|d| d.payload).collect::<Vec<_>>(), vec![1]);
+    assert!(rest.iter().all(|d| d.result >= 0), "{rest:?}");
+}

@@ -266,6 +266,8 @@ fn setup_and_probe() -> Result<Opcodes, Unsupported> {
     ring.submit_and_wait(1)
         .map_err(|e| explain("io_uring_enter", &e))?;
     ring.completion().for_each(drop);
+    // The NOP made this thread's io-wq with this ring's 2 entries as its worker limit.
+    super::ring::keep_iowq_workers(&ring);
     Ok(Opcodes::from_probe(&probe))
 }
 

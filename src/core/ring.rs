@@ -26,6 +26,7 @@ impl Ring {
         let io = build(sq_entries, cq_entries)?;
         let eventfd = Arc::new(EventFd::new()?);
         io.submitter().register_eventfd(eventfd.as_raw_fd())?;
+        keep_iowq_workers(&io);
         Ok(Ring { io, eventfd })
     }
 
@@ -152,6 +153,21 @@ impl Ring {
     pub fn cq_capacity(&mut self) -> usize {
         self.io.completion().capacity()
     }
+}
+
+/// Sets the io-wq worker limit of the thread's io_uring context, and of every thread
+/// that first submits through `io`, to the kernel's default for a large ring: 4 per CPU.
+///
+/// A thread's io-wq is made once, on its first submission to any ring, with at most
+/// that ring's SQ size as its limit: after a 2-entry probe ring only 2 requests could
+/// run in io-wq at once, so two opens waiting for a FIFO's peer held back every other
+/// punted request of the thread (opens for writing, buffered writes). Linux 5.15+; older
+/// kernels refuse the call and keep their limit.
+pub fn keep_iowq_workers(io: &IoUring) {
+    // SAFETY: sysconf has no preconditions.
+    let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.clamp(1, 1024) as u32;
+    let mut limits = [4 * cpus, 0]; // bounded, and unbounded left as it is
+    let _ = io.submitter().register_iowq_max_workers(&mut limits);
 }
 
 /// Builds the ring. SUBMIT_ALL (5.18+) keeps a bad SQE from stopping the batch; older

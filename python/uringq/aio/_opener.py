@@ -281,6 +281,8 @@ async def _open(request: Opening) -> AsyncFile:
         except asyncio.CancelledError:  # _workers.take_fd, inline: the hot path
             if opening.done() and not opening.cancelled() and opening.exception() is None:
                 os.close(opening.result()[0])
+            else:  # an open may wait (a FIFO without its peer): cancel it in the queue
+                driver.cancel_request(opening)
             raise
         register = driver.adopt
         small = flags & _ACCESS == os.O_RDONLY and stat.S_ISREG(mode) and 0 < size <= SMALL_FILE_MAX

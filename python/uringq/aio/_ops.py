@@ -53,7 +53,8 @@ class Operation:
     """The ``user_data`` of an operation on the Python settle path (no native reap).
 
     It answers ``done``/``cancel``/``set_exception`` like the future it wraps, so the
-    driver's backlog and error paths treat it as one.
+    driver's backlog and error paths treat it as one, and equals it, so the queue's
+    ``cancel(fut)`` finds its request.
     """
 
     __slots__ = ("fut", "kind")
@@ -61,6 +62,11 @@ class Operation:
     def __init__(self, fut: asyncio.Future[Any], kind: int) -> None:
         self.fut = fut
         self.kind = kind
+
+    def __eq__(self, other: object) -> bool:
+        return other is self or other is self.fut
+
+    __hash__ = object.__hash__
 
     def done(self) -> bool:
         return self.fut.done()
@@ -100,6 +106,15 @@ class Operations:
 
     def _submit(self, request: Any) -> Any:
         raise NotImplementedError  # the driver's general request path
+
+    def cancel_request(self, fut: asyncio.Future[Any]) -> None:
+        raise NotImplementedError  # the driver's: cancel the request of ``fut``
+
+    def _cancel_if_cancelled(self, fut: asyncio.Future[Any]) -> None:
+        """A done callback: the request of a future cancelled by its awaiter is cancelled
+        in the queue too (an open blocked on a FIFO would hold its worker)."""
+        if fut.cancelled():
+            self.cancel_request(fut)
 
     def call(
         self, method: Callable[..., None], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -170,15 +185,19 @@ class Operations:
         flags |= os.O_CLOEXEC
         if self._fast_open:  # the native queue: a plain request (aiofiles-style hot path)
             kwargs = _NO_KWARGS if dir_fd is None else {"dir_fd": dir_fd}
-            return self.call(self.queue.prepare_openat, (path, flags, mode), kwargs)
-        return self._operation(
-            "prepare_openat",
-            (path, flags, mode),
-            {"dir_fd": dir_fd},
-            kind=NEW_FD,
-            fallback=_open,
-            fallback_args=(path, flags, mode, dir_fd),
-        )
+            fut = self.call(self.queue.prepare_openat, (path, flags, mode), kwargs)
+        else:
+            fut = self._operation(
+                "prepare_openat",
+                (path, flags, mode),
+                {"dir_fd": dir_fd},
+                kind=NEW_FD,
+                fallback=_open,
+                fallback_args=(path, flags, mode, dir_fd),
+            )
+        # An open may wait (a FIFO without its peer): cancelled with its awaiter.
+        fut.add_done_callback(self._cancel_if_cancelled)
+        return fut
 
     def close_fd(self, fd: int) -> asyncio.Future[int]:
         """``os.close(fd)``; the result is 0."""
