@@ -17,6 +17,17 @@ fn cpath(path: &Path) -> CString {
     CString::new(path.as_os_str().as_bytes()).unwrap()
 }
 
+/// An OPENAT of `path` relative to the current directory into a plain descriptor.
+fn openat(path: CString, flags: i32) -> Op {
+    Op::OpenAt {
+        dir: AT_FDCWD,
+        path,
+        flags,
+        mode: 0,
+        slot: None,
+    }
+}
+
 fn submit(q: &Q, op: Op, file: Option<RawFd>, link: Link, deadline: Option<Duration>, id: u32) {
     let req = Request {
         op,
@@ -67,13 +78,10 @@ fn statx_op(path: &Path, follow: bool) -> Op {
 fn openat_hands_over_a_new_fd_and_close_closes_it() {
     let (dir, _f) = data_file(100);
     let q = Q::new(8, 16).unwrap();
-    let open = Op::OpenAt {
-        dir: AT_FDCWD,
-        path: cpath(&dir.path.join("data")),
-        flags: libc::O_RDONLY | libc::O_CLOEXEC,
-        mode: 0,
-        slot: None,
-    };
+    let open = openat(
+        cpath(&dir.path.join("data")),
+        libc::O_RDONLY | libc::O_CLOEXEC,
+    );
     submit(&q, open, None, Link::None, None, 1);
     let mut done = run(&q, 1);
     let Extra::Fd(fd) = std::mem::take(&mut done[0].extra) else {
@@ -96,13 +104,10 @@ fn an_open_nobody_took_is_closed_with_the_queue() {
     let path = dir.path.join("data");
     let q = Q::new(8, 16).unwrap();
     for id in 0..4 {
-        let open = Op::OpenAt {
-            dir: AT_FDCWD,
-            path: cpath(&dir.path.join("data")),
-            flags: libc::O_RDONLY | libc::O_CLOEXEC,
-            mode: 0,
-            slot: None,
-        };
+        let open = openat(
+            cpath(&dir.path.join("data")),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        );
         submit(&q, open, None, Link::None, None, id);
     }
     q.commit().unwrap();
@@ -851,24 +856,15 @@ fn opens_waiting_for_a_fifo_s_peer_hold_back_no_other_open() {
     for (id, fifo) in (10..).zip(&fifos) {
         // SAFETY: a NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
-        let open = Op::OpenAt {
-            dir: AT_FDCWD,
-            path: fifo.clone(),
-            flags: libc::O_WRONLY | libc::O_CLOEXEC,
-            mode: 0,
-            slot: None,
-        };
+        let open = openat(fifo.clone(), libc::O_WRONLY | libc::O_CLOEXEC);
         submit(&q, open, None, Link::None, None, id); // to io-wq, waiting for a reader
     }
     q.commit().unwrap();
     std::thread::sleep(Duration::from_millis(100));
-    let open = Op::OpenAt {
-        dir: AT_FDCWD,
-        path: cpath(&dir.path.join("data")),
-        flags: libc::O_WRONLY | libc::O_CLOEXEC,
-        mode: 0,
-        slot: None,
-    };
+    let open = openat(
+        cpath(&dir.path.join("data")),
+        libc::O_WRONLY | libc::O_CLOEXEC,
+    );
     submit(&q, open, None, Link::None, None, 1);
     q.commit().unwrap();
     let done = q
