@@ -140,7 +140,7 @@ mod tests {
     }
 
     #[test]
-    fn a_file_not_in_the_page_cache_is_not_waited_for() {
+    fn a_file_not_in_the_page_cache_reads_right_or_not_at_all() {
         let (_dir, f) = data_file(64 * 1024);
         f.sync_all().unwrap();
         let fd = f.as_raw_fd();
@@ -149,7 +149,10 @@ mod tests {
         if resident_pages(&f, 64 * 1024) > 0 {
             return; // a file system that keeps them (tmpfs): nothing to test here
         }
-        assert_eq!(rest(&f, 0, 64 * 1024), None);
+        // The kernel may start readahead for the NOWAIT read and find it done (a fast
+        // disk): the whole rest then, else nothing; never a part taken for the whole.
+        let got = rest(&f, 0, 64 * 1024);
+        assert!(got.is_none() || got == Some(expected(0, 64 * 1024)));
     }
 
     /// How many of the file's first `len` bytes' pages are in the page cache (`mincore`).
