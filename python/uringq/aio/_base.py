@@ -234,9 +234,12 @@ class Closing:
 
 def _exception(typ: Any, val: Any, tb: TracebackType | None) -> BaseException:
     """What ``coroutine.throw(typ[, val[, tb]])`` raises."""
-    exc = typ if isinstance(typ, BaseException) else (typ() if val is None else typ(val))
     if isinstance(val, BaseException):
         exc = val
+    elif isinstance(typ, BaseException):
+        exc = typ
+    else:
+        exc = typ() if val is None else typ(val)
     return exc.with_traceback(tb) if tb is not None else exc
 
 
